@@ -268,3 +268,91 @@ class OptimizerTest(tf.test.TestCase):
 
 if __name__ == "__main__":
     tf.test.main()
+
+
+class PrecisionTest(tf.test.TestCase):
+    """plm_tf.training.precision: one training step of a tiny Dense model under each policy."""
+
+    def setUp(self):
+        super().setUp()
+        self._saved_policy = keras.mixed_precision.global_policy()
+
+    def tearDown(self):
+        keras.mixed_precision.set_global_policy(self._saved_policy)
+        super().tearDown()
+
+    def _train_one_step(self, policy, loss_multiplier=1.0):
+        from plm_tf.training import precision
+
+        self.assertEqual(precision.set_precision(policy), policy)
+        layer = keras.layers.Dense(3, name="dense")
+        x = tf.constant(np.random.default_rng(0).normal(size=(4, 5)), tf.float32)
+        layer.build((None, 5))
+        initial = [v.numpy() for v in layer.trainable_variables]
+        with tf.GradientTape() as tape:  # float32 reference gradients, same weights
+            kernel, bias = (tf.constant(i) for i in initial)
+            tape.watch([kernel, bias])
+            reference_loss = tf.reduce_mean(tf.square(x @ kernel + bias - 1.0))
+        reference_grads = tape.gradient(reference_loss, [kernel, bias])
+        optimizer = precision.wrap_optimizer(
+            optimizers.create_optimizer("adamw", learning_rate=0.01, clip_norm=0)
+        )
+        optimizer.build(layer.trainable_variables)
+
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                y = layer(x)
+                loss = tf.reduce_mean(tf.square(tf.cast(y, tf.float32) - 1.0)) * loss_multiplier
+                scaled = precision.scale_loss(optimizer, loss)
+            grads = precision.minimize(optimizer, tape, scaled, layer.trainable_variables)
+            return y, loss, scaled, grads
+
+        y, loss, scaled, grads = step()
+        if np.isfinite(loss_multiplier):
+            for got, want in zip(grads, reference_grads):
+                self.assertAllClose(got, want, rtol=2e-2, atol=1e-3)
+        for v in layer.trainable_variables:
+            self.assertEqual(v.dtype, "float32")
+        moved = [not np.allclose(v.numpy(), i) for v, i in zip(layer.trainable_variables, initial)]
+        return optimizer, y.dtype, loss, scaled, grads, moved
+
+    def test_float32(self):
+        optimizer, y_dtype, loss, scaled, _, moved = self._train_one_step("float32")
+        self.assertEqual(y_dtype, tf.float32)
+        self.assertAllEqual(loss, scaled)
+        self.assertTrue(all(moved))
+
+    def test_mixed_bfloat16_trains_without_loss_scaling(self):
+        optimizer, y_dtype, loss, scaled, _, moved = self._train_one_step("mixed_bfloat16")
+        self.assertEqual(y_dtype, tf.bfloat16)
+        self.assertNotIsInstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        self.assertAllEqual(loss, scaled)
+        self.assertTrue(all(moved))
+
+    def test_mixed_float16_scales_the_loss_and_unscales_gradients(self):
+        optimizer, y_dtype, loss, scaled, grads, moved = self._train_one_step("mixed_float16")
+        self.assertEqual(y_dtype, tf.float16)
+        self.assertIsInstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        self.assertAllClose(scaled, loss * optimizer.initial_scale, rtol=1e-6)
+        self.assertTrue(all(moved))
+        self.assertEqual(int(optimizer.iterations), 1)
+
+    def test_mixed_float16_skips_non_finite_step_and_lowers_scale(self):
+        optimizer, _, _, _, _, moved = self._train_one_step("mixed_float16", loss_multiplier=float("inf"))
+        self.assertFalse(any(moved))
+        self.assertEqual(int(optimizer.iterations), 0)
+        self.assertEqual(float(optimizer.dynamic_scale), optimizer.initial_scale / 2)
+
+    def test_unknown_policy(self):
+        from plm_tf.training import precision
+
+        with self.assertRaisesRegex(ValueError, "float32.*mixed_bfloat16.*mixed_float16"):
+            precision.set_precision("float16")
+
+    def test_unbuilt_loss_scale_optimizer_is_rejected(self):
+        from plm_tf.training import precision
+
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizers.create_optimizer("adamw"))
+        with self.assertRaisesRegex(ValueError, "optimizer.build"):
+            precision.scale_loss(optimizer, tf.constant(1.0))

@@ -1,0 +1,143 @@
+"""`tf.distribute` strategies by name, and the batch arithmetic of data-parallel training.
+
+Names (the `--strategy` flag of `python -m plm_tf.train`):
+
+* "default": one device, TensorFlow's default strategy (`tf.distribute.get_strategy()` outside any scope).
+* "mirrored": synchronous data parallelism over the local devices: every GPU, or, without GPUs, every
+  logical CPU device (one unless `tf.config.set_logical_device_configuration` split the CPU).
+* "multi_worker_mirrored": `MultiWorkerMirroredStrategy`, configured by the `TF_CONFIG` environment
+  variable (`{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": i}}`).
+* "tpu": `TPUStrategy` on the TPU at `tpu_address` (a name, `grpc://host:port`, or "local" on a TPU VM).
+
+The train loop is a custom `strategy.run` loop (Keras 3's `fit` does not support
+MultiWorkerMirroredStrategy); per-replica losses are summed and divided by the *global* batch size, and
+`plm_tf.training.optimizers` sums gradients across replicas.
+"""
+
+import collections
+import json
+import os
+
+import gin
+import tensorflow as tf
+
+STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "tpu")
+
+BatchSizes = collections.namedtuple(
+    "BatchSizes", ["global_batch_size", "micro_batch_size", "per_replica_batch_size"]
+)
+BatchSizes.__doc__ = """Batch sizes of one optimizer update.
+
+global_batch_size: examples per update (the recipe's batch, e.g. RoBERTa's 8K).
+micro_batch_size: examples per forward/backward pass over all replicas (global / accumulation steps).
+per_replica_batch_size: examples per replica per pass (micro / replicas) -- what each device holds.
+"""
+
+
+def split_batch(global_batch_size, num_replicas=1, gradient_accumulation_steps=1):
+    """Splits a global batch over gradient-accumulation steps and replicas.
+
+    Args:
+        global_batch_size: examples per optimizer update.
+        num_replicas: `strategy.num_replicas_in_sync`.
+        gradient_accumulation_steps: micro-batches per update.
+
+    Returns:
+        `BatchSizes`.
+
+    Raises:
+        ValueError: if the global batch does not divide evenly (a remainder would silently change the
+            effective batch or the loss scaling).
+
+    Example:
+        >>> split_batch(8192, num_replicas=8, gradient_accumulation_steps=4)
+        BatchSizes(global_batch_size=8192, micro_batch_size=2048, per_replica_batch_size=256)
+    """
+    for label, value in (
+        ("global_batch_size", global_batch_size),
+        ("num_replicas", num_replicas),
+        ("gradient_accumulation_steps", gradient_accumulation_steps),
+    ):
+        if value < 1:
+            raise ValueError(f"{label} must be >= 1, got {value}.")
+    divisor = num_replicas * gradient_accumulation_steps
+    if global_batch_size % divisor:
+        raise ValueError(
+            f"global_batch_size {global_batch_size} is not divisible by num_replicas ({num_replicas}) x "
+            f"gradient_accumulation_steps ({gradient_accumulation_steps}) = {divisor}."
+        )
+    micro = global_batch_size // gradient_accumulation_steps
+    return BatchSizes(global_batch_size, micro, micro // num_replicas)
+
+
+def _read_tf_config():
+    """Parses and checks TF_CONFIG; returns the dict. Raises ValueError naming what is wrong."""
+    raw = os.environ.get("TF_CONFIG")
+    example = (
+        '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}'
+    )
+    if not raw:
+        raise ValueError(f"multi_worker_mirrored needs the TF_CONFIG environment variable, e.g. {example}")
+    try:
+        config = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({error}); expected e.g. {example}") from None
+    cluster = config.get("cluster") if isinstance(config, dict) else None
+    task = config.get("task") if isinstance(config, dict) else None
+    if not isinstance(cluster, dict) or not cluster:
+        raise ValueError(f"TF_CONFIG has no 'cluster' mapping; expected e.g. {example}")
+    for job, addresses in cluster.items():
+        if not isinstance(addresses, list) or not addresses:
+            raise ValueError(f"TF_CONFIG cluster[{job!r}] must be a non-empty list of 'host:port' strings.")
+    if not isinstance(task, dict) or "type" not in task or "index" not in task:
+        raise ValueError(f"TF_CONFIG has no 'task' with 'type' and 'index'; expected e.g. {example}")
+    if task["type"] not in cluster:
+        raise ValueError(f"TF_CONFIG task type {task['type']!r} is not a job of the cluster {sorted(cluster)}.")
+    index = task["index"]
+    if not isinstance(index, int) or not 0 <= index < len(cluster[task["type"]]):
+        raise ValueError(
+            f"TF_CONFIG task index {index!r} is out of range for the {len(cluster[task['type']])} "
+            f"{task['type']!r} addresses."
+        )
+    return config
+
+
+def _local_devices():
+    gpus = tf.config.list_logical_devices("GPU")
+    return [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+
+
+@gin.configurable
+def create_strategy(name="default", tpu_address=None):
+    """Creates the `tf.distribute.Strategy` called `name`.
+
+    Args:
+        name: one of `STRATEGIES`.
+        tpu_address: for "tpu": the TPU name or `grpc://host:port` ("local" on a TPU VM; None lets
+            `TPUClusterResolver` read `TPU_NAME`). Rejected for other strategies.
+
+    Returns:
+        The strategy; create models and optimizers inside `strategy.scope()`.
+
+    Raises:
+        ValueError: unknown name, `tpu_address` without "tpu", missing or malformed TF_CONFIG.
+        RuntimeError: the TPU could not be reached or initialised (the original error is chained).
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {name!r}; choose one of {list(STRATEGIES)}.")
+    if tpu_address is not None and name != "tpu":
+        raise ValueError(f"tpu_address is only used by the 'tpu' strategy, not {name!r}.")
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(devices=_local_devices())
+    if name == "multi_worker_mirrored":
+        _read_tf_config()
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as error:
+        raise RuntimeError(f"Could not connect to the TPU at {tpu_address!r}: {error}") from error
+    return tf.distribute.TPUStrategy(resolver)

@@ -1,0 +1,200 @@
+"""Strategy names and errors, batch arithmetic, and 2-replica runs in subprocesses of their own.
+
+The 2-device tests split the CPU into logical devices, which must happen before TensorFlow initialises
+and would leak into every later test, so they run in a fresh interpreter (bounded by a timeout).
+"""
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import textwrap
+from unittest import mock
+
+import tensorflow as tf
+
+from plm_tf.training import distribution
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+TIMEOUT_SECONDS = 150
+
+
+def run_python(code, env_extra=None):
+    """Runs `code` in a fresh interpreter with the repository importable; returns its last stdout line."""
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
+    env.pop("TF_CONFIG", None)
+    env.update(env_extra or {})
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_SECONDS,
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"subprocess failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return result.stdout.strip().splitlines()[-1]
+
+
+TWO_CPU_SETUP = """
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+"""
+
+# Trains a linear model with each optimizer for 3 updates (2 accumulated micro-batches each, global-norm
+# clipping active) on one device and on MirroredStrategy over 2 logical CPUs, with per-replica losses
+# divided by the global batch as the train loop does; prints the largest weight difference per optimizer.
+MIRRORED_MATCHES_ONE_DEVICE = TWO_CPU_SETUP + """
+import json
+import numpy as np
+import keras
+from plm_tf.training import distribution, optimizers, schedules
+
+rng = np.random.default_rng(0)
+STEPS, ACCUMULATION, GLOBAL = 3, 2, 8
+x = rng.normal(size=(STEPS * ACCUMULATION * GLOBAL, 5)).astype(np.float32)
+y = rng.normal(size=(STEPS * ACCUMULATION * GLOBAL, 2)).astype(np.float32)
+init = rng.normal(size=(5, 2)).astype(np.float32)
+
+def train(strategy, name):
+    with strategy.scope():
+        kernel = keras.Variable(init, name="kernel")
+        bias = keras.Variable(np.zeros(2, np.float32), name="bias")
+        schedule = schedules.WarmupLinearDecay(0.05, num_train_steps=10, num_warmup_steps=1)
+        opt = optimizers.create_optimizer(name, learning_rate=schedule, clip_norm=0.3,
+                                          gradient_accumulation_steps=ACCUMULATION)
+        opt.build([kernel, bias])
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(GLOBAL)
+    dist = strategy.experimental_distribute_dataset(data)
+
+    @tf.function
+    def step(batch):
+        def replica_fn(xb, yb):
+            with tf.GradientTape() as tape:
+                per_example = tf.reduce_sum(tf.square(xb @ kernel + bias - yb), axis=-1)
+                loss = tf.reduce_sum(per_example) / GLOBAL
+            grads = tape.gradient(loss, [kernel, bias])
+            opt.apply_gradients(zip(grads, [kernel, bias]))
+        strategy.run(replica_fn, args=batch)
+
+    for batch in dist:
+        step(batch)
+    assert int(opt.iterations) == STEPS, int(opt.iterations)
+    return np.concatenate([kernel.numpy().ravel(), bias.numpy().ravel()])
+
+mirrored = distribution.create_strategy("mirrored")
+result = {"replicas": mirrored.num_replicas_in_sync}
+for name in ("adamw", "lamb", "adam_fairseq"):
+    one = train(distribution.create_strategy("default"), name)
+    two = train(mirrored, name)
+    result[name] = float(np.max(np.abs(one - two)))
+    result[name + "_moved"] = float(np.max(np.abs(one[:10] - init.ravel())))
+print(json.dumps(result))
+"""
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class StrategyTest(tf.test.TestCase):
+    def test_default_is_one_replica(self):
+        strategy = distribution.create_strategy("default")
+        self.assertEqual(strategy.num_replicas_in_sync, 1)
+        self.assertIs(strategy, tf.distribute.get_strategy())
+
+    def test_mirrored_on_one_cpu_is_one_replica(self):
+        self.assertEqual(distribution.create_strategy("mirrored").num_replicas_in_sync, 1)
+
+    def test_unknown_name_lists_choices(self):
+        with self.assertRaisesRegex(ValueError, r"'mirroed'.*'default', 'mirrored', 'multi_worker_mirrored', 'tpu'"):
+            distribution.create_strategy("mirroed")
+
+    def test_tpu_address_only_with_tpu(self):
+        with self.assertRaisesRegex(ValueError, "tpu_address"):
+            distribution.create_strategy("mirrored", tpu_address="grpc://10.0.0.2:8470")
+
+    def test_multi_worker_needs_valid_tf_config(self):
+        cases = {
+            None: "needs the TF_CONFIG",
+            "{not json": "not valid JSON",
+            json.dumps({"task": {"type": "worker", "index": 0}}): "no 'cluster'",
+            json.dumps({"cluster": {"worker": []}, "task": {"type": "worker", "index": 0}}): "non-empty list",
+            json.dumps({"cluster": {"worker": ["a:1"]}}): "no 'task'",
+            json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}): "not a job",
+            json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}): "out of range",
+        }
+        for tf_config, message in cases.items():
+            env = {} if tf_config is None else {"TF_CONFIG": tf_config}
+            with mock.patch.dict(os.environ, env, clear=False):
+                if tf_config is None:
+                    os.environ.pop("TF_CONFIG", None)
+                with self.assertRaisesRegex(ValueError, message, msg=tf_config):
+                    distribution.create_strategy("multi_worker_mirrored")
+
+    def test_tpu_connects_initialises_and_builds_strategy(self):
+        prefix = "plm_tf.training.distribution.tf."
+        with mock.patch(prefix + "distribute.cluster_resolver.TPUClusterResolver") as resolver, mock.patch(
+            prefix + "config.experimental_connect_to_cluster"
+        ) as connect, mock.patch(prefix + "tpu.experimental.initialize_tpu_system") as initialise, mock.patch(
+            prefix + "distribute.TPUStrategy"
+        ) as tpu_strategy:
+            strategy = distribution.create_strategy("tpu", tpu_address="grpc://10.0.0.2:8470")
+        resolver.assert_called_once_with(tpu="grpc://10.0.0.2:8470")
+        connect.assert_called_once_with(resolver.return_value)
+        initialise.assert_called_once_with(resolver.return_value)
+        tpu_strategy.assert_called_once_with(resolver.return_value)
+        self.assertIs(strategy, tpu_strategy.return_value)
+
+    def test_tpu_connection_failure_is_readable(self):
+        with mock.patch(
+            "plm_tf.training.distribution.tf.distribute.cluster_resolver.TPUClusterResolver",
+            side_effect=ValueError("Please provide a TPU Name to connect to."),
+        ):
+            with self.assertRaisesRegex(RuntimeError, "Could not connect to the TPU at 'my-tpu'.*TPU Name"):
+                distribution.create_strategy("tpu", tpu_address="my-tpu")
+
+
+class BatchTest(tf.test.TestCase):
+    def test_split(self):
+        self.assertEqual(
+            distribution.split_batch(8192, num_replicas=8, gradient_accumulation_steps=4),
+            distribution.BatchSizes(8192, 2048, 256),
+        )
+        self.assertEqual(distribution.split_batch(256), distribution.BatchSizes(256, 256, 256))
+        self.assertEqual(distribution.split_batch(256, num_replicas=2), distribution.BatchSizes(256, 256, 128))
+
+    def test_uneven_split_is_an_error(self):
+        with self.assertRaisesRegex(ValueError, "not divisible by num_replicas \\(3\\) x gradient_accumulation"):
+            distribution.split_batch(256, num_replicas=3)
+        with self.assertRaisesRegex(ValueError, "num_replicas must be >= 1"):
+            distribution.split_batch(256, num_replicas=0)
+
+
+class TwoDeviceTest(tf.test.TestCase):
+    def test_mirrored_on_two_logical_cpus_matches_one_device(self):
+        result = json.loads(run_python(MIRRORED_MATCHES_ONE_DEVICE))
+        self.assertEqual(result["replicas"], 2)
+        for name in ("adamw", "lamb", "adam_fairseq"):
+            self.assertLess(result[name], 1e-6, msg=name)
+            self.assertGreater(result[name + "_moved"], 1e-3, msg=name)
+
+    def test_multi_worker_mirrored_from_tf_config(self):
+        tf_config = {"cluster": {"worker": [f"127.0.0.1:{_free_port()}"]}, "task": {"type": "worker", "index": 0}}
+        code = """
+        import tensorflow as tf
+        from plm_tf.training import distribution
+        strategy = distribution.create_strategy("multi_worker_mirrored")
+        print(isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy), strategy.num_replicas_in_sync)
+        """
+        line = run_python(code, {"TF_CONFIG": json.dumps(tf_config)})
+        self.assertEqual(line, "True 1")
+
+
+if __name__ == "__main__":
+    tf.test.main()

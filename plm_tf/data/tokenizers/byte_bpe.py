@@ -112,7 +112,27 @@ def read_bpe_files(vocab_json, merges_txt):
 
 
 def pretokenize(texts):
-    """GPT-2 pre-tokenization in RE2. tf.string [N] (valid UTF-8) -> tf.RaggedTensor string [N, None]."""
+    """GPT-2 pre-tokenization in RE2. tf.string [N] (valid UTF-8) -> tf.RaggedTensor string [N, None].
+
+    The pre-tokens of a text partition it: their concatenation is the text.
+    """
+    # tensorflow_text.regex_split stops at a NUL byte. NUL and U+0001 fall in the same class of the
+    # pattern ([^\s\p{L}\p{N}]), so split the text with NUL -> U+0001 and, only when a NUL is present,
+    # cut the original text at the same byte boundaries.
+    has_nul = tf.reduce_any(tf.strings.regex_full_match(texts, r"(?s).*\x00.*"))
+    words = _pretokenize_no_nul(tf.strings.regex_replace(texts, r"\x00", "\x01"))
+
+    def restore():
+        lengths = tf.strings.length(words.flat_values)
+        ends = tf.cumsum(lengths)
+        row_ids = words.value_rowids()
+        row_base = tf.gather(tf.concat([[0], ends], 0), tf.gather(words.row_starts(), row_ids))
+        return tf.strings.substr(tf.gather(texts, row_ids), ends - lengths - row_base, lengths)
+
+    return words.with_flat_values(tf.cond(has_nul, restore, lambda: words.flat_values))
+
+
+def _pretokenize_no_nul(texts):
     runs = _tf_text().regex_split(texts, _WS_RUN, _WS_RUN)  # alternating whitespace / text runs
     flat = runs.flat_values
     row_ids = runs.value_rowids()

@@ -31,7 +31,12 @@ def albert_preprocess_text(text, lower_case=True):
 
 
 def albert_preprocess(texts, lower_case=True):
-    """In-graph ALBERT `preprocess_text` (keep_accents=False). tf.string [N] -> tf.string [N]."""
+    """In-graph ALBERT `preprocess_text` (keep_accents=False). tf.string [N] -> tf.string [N].
+
+    Also replaces NUL by U+FFFD: tensorflow_text's SentencePiece op stops reading at a NUL byte, and the
+    sentencepiece library maps NUL to <unk>, as it does U+FFFD when the model has no such piece.
+    """
+    texts = tf.strings.regex_replace(texts, r"\x00", "\uFFFD")
     texts = tf.strings.regex_replace(texts, _WS + "+", " ")
     texts = tf.strings.strip(texts)
     texts = tf.strings.regex_replace(texts, "``|''", '"')

@@ -10,6 +10,27 @@ import tensorflow_text as tf_text
 
 from plm_tf.data.tokenizers import common
 
+# google-research/bert `_clean_text` drops NUL, U+FFFD and control characters (category C*) except
+# tab, newline and carriage return. (Unassigned code points, also dropped by BERT, are kept here.)
+_BERT_DROPPED = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\p{Cf}\p{Co}\x{FFFD}]"
+
+
+def bert_normalize(texts, lower_case=True):
+    """google-research/bert BasicTokenizer normalisation. tf.string [N] -> tf.string [N].
+
+    Drops the characters BERT's `_clean_text` drops; when `lower_case`, lowercases (full Unicode, as
+    Python's str.lower), applies NFD and removes nonspacing marks (`_run_strip_accents`).
+    tensorflow_text's own lower_case option case-folds with NFKC instead (ß -> ss, ﬁ -> fi), which BERT
+    does not, so plm_tf normalises here and runs BertTokenizer with lower_case=False.
+    """
+    texts = tf.strings.regex_replace(texts, _BERT_DROPPED, "")
+    if lower_case:
+        texts = tf.strings.lower(texts, encoding="utf-8")
+        texts = tf_text.normalize_utf8(texts, "NFD")
+        texts = tf.strings.regex_replace(texts, r"\p{Mn}", "")
+    return texts
+
+
 WORDPIECE_SPECIALS = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
 
 
@@ -67,11 +88,11 @@ class WordPieceTokenizer(common.Tokenizer):
         self.lower_case = bool(lower_case)
         # TextFileIdTableInitializer inside BertTokenizer tracks the vocab file as an asset.
         self._bert = tf_text.BertTokenizer(
-            self.vocab_path, token_out_type=tf.int64, unknown_token="[UNK]", lower_case=self.lower_case)
+            self.vocab_path, token_out_type=tf.int64, unknown_token="[UNK]", lower_case=False)
         self._init_common(tokens, ids, [not t.startswith("##") for t in tokens])
 
     def _tokenize_batch(self, texts):
-        ids = self._bert.tokenize(texts)  # [N, words, pieces]
+        ids = self._bert.tokenize(bert_normalize(texts, self.lower_case))  # [N, words, pieces]
         return tf.cast(ids.merge_dims(1, 2), tf.int32)
 
     def _detokenize_ids(self, ids):

@@ -33,10 +33,11 @@ def albert_preprocess_text(text, lower_case=True):
 def albert_preprocess(texts, lower_case=True):
     """In-graph ALBERT `preprocess_text` (keep_accents=False). tf.string [N] -> tf.string [N].
 
-    Also replaces NUL by U+FFFD: tensorflow_text's SentencePiece op stops reading at a NUL byte, and the
-    sentencepiece library maps NUL to <unk>, as it does U+FFFD when the model has no such piece.
+    Also replaces NUL by U+E000 (private use): tensorflow_text's SentencePiece op stops reading at a NUL
+    byte, while the sentencepiece library keeps NUL as an unknown character (<unk>); U+E000 is kept by
+    the NFKC normaliser and is <unk> too unless the model has a piece for it.
     """
-    texts = tf.strings.regex_replace(texts, r"\x00", "\uFFFD")
+    texts = tf.strings.regex_replace(texts, r"\x00", "\uE000")
     texts = tf.strings.regex_replace(texts, _WS + "+", " ")
     texts = tf.strings.strip(texts)
     texts = tf.strings.regex_replace(texts, "``|''", '"')

@@ -1,0 +1,157 @@
+"""Corpus reading: formats, many files, documents, bad input (plm_tf.data.corpus, plm_tf.data.tfds_corpus)."""
+import gzip
+import os
+import pathlib
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+import testing_utils
+from plm_tf.data import corpus
+from plm_tf.data import tfds_corpus
+from plm_tf.data.tokenizers import load_tokenizer
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+CORPUS = FIXTURES / "austen_small.txt"
+VOCAB = FIXTURES / "wordpiece_vocab.txt"
+
+
+def python_documents(text):
+    return [d.split("\n") for d in text.rstrip("\n").split("\n\n")]
+
+
+class ReadTest(tf.test.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.dir = self.get_temp_dir()
+
+    def write(self, name, data, gz=False):
+        path = os.path.join(self.dir, name)
+        opener = gzip.open if gz else open
+        with opener(path, "wb") as f:
+            f.write(data if isinstance(data, bytes) else data.encode("utf-8"))
+        return path
+
+    def test_documents_of_plain_and_gzip_files(self):
+        text = CORPUS.read_text(encoding="utf-8")
+        expected = python_documents(text)
+        half = text.index("\n\n", len(text) // 2)
+        d = os.path.join(self.dir, "mixed")
+        os.makedirs(d)
+        with open(os.path.join(d, "a.txt"), "w", encoding="utf-8") as f:
+            f.write(text[:half + 1])
+        with gzip.open(os.path.join(d, "b.txt.gz"), "wt", encoding="utf-8") as f:
+            f.write(text[half + 2:])
+        for paths in (d, os.path.join(d, "*"), [os.path.join(d, "a.txt"), os.path.join(d, "b.txt.gz")]):
+            files = corpus.prepare_files(paths)
+            self.assertLen(files, 2)
+            docs = [[l.decode() for l in doc] for doc in corpus.document_dataset(files).as_numpy_iterator()]
+            self.assertEqual(docs, expected)
+
+    def test_line_dataset_marks_file_ends(self):
+        a = self.write("a.txt", "one\ntwo\n")
+        b = self.write("b.txt.gz", "three\n\nfour\n", gz=True)
+        lines = [l.decode() for l in corpus.line_dataset([a, b]).as_numpy_iterator()]
+        self.assertEqual(lines, ["one", "two", "", "three", "", "four", ""])
+        shuffled = [l.decode() for l in corpus.line_dataset([a, b], shuffle_seed=3).as_numpy_iterator()]
+        self.assertCountEqual(shuffled, lines)
+
+    def test_token_items(self):
+        tok = load_tokenizer("wordpiece", VOCAB)
+        path = self.write("c.txt", "the the the the the the the the the the the the\n\nof\n")
+        items = list(corpus.token_item_dataset(corpus.line_dataset([path]), tok, 5).as_numpy_iterator())
+        kinds = [int(k) for _, k in items]
+        self.assertEqual(kinds, [0, 0, 0, 1, 0, 1, 2])  # 12 tokens -> 5 + 5 + 2 (long line split), doc end
+        self.assertEqual([len(ids) for ids, _ in items], [5, 5, 2, 0, 1, 0, 0])
+
+    def test_stats(self):
+        stats = corpus.corpus_stats(CORPUS)
+        expected = python_documents(CORPUS.read_text(encoding="utf-8"))
+        self.assertEqual(stats.documents, len(expected))
+        self.assertEqual(stats.lines, sum(len(d) for d in expected))
+        self.assertEqual(stats.invalid_utf8_lines, 0)
+
+    def test_streaming_on_shared_corpus(self):
+        path = testing_utils.shared_data_path("corpora", "austen.txt.gz")
+        n = corpus.document_dataset(corpus.prepare_files(str(path))).reduce(0, lambda c, d: c + 1)
+        self.assertEqual(int(n), 269)  # ../shared/data/README.md
+
+
+class BadInputTest(tf.test.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.dir = self.get_temp_dir()
+
+    def test_missing_path(self):
+        with self.assertRaisesRegex(corpus.CorpusError, "does not exist or matches no file"):
+            corpus.prepare_files(os.path.join(self.dir, "nope.txt"))
+        with self.assertRaisesRegex(corpus.CorpusError, "matches no file"):
+            corpus.prepare_files(os.path.join(self.dir, "nope-*.txt.gz"))
+        empty_dir = os.path.join(self.dir, "emptydir")
+        os.makedirs(empty_dir)
+        with self.assertRaisesRegex(corpus.CorpusError, "contains no files"):
+            corpus.prepare_files(empty_dir)
+
+    def test_empty_corpus(self):
+        blank = os.path.join(self.dir, "blank.txt.gz")
+        with gzip.open(blank, "wb") as f:
+            f.write(b"\n \n\n")
+        empty = os.path.join(self.dir, "empty.txt")
+        open(empty, "w").close()
+        with self.assertRaisesRegex(corpus.CorpusError, "the corpus is empty"):
+            corpus.prepare_files([blank, empty])
+
+    def test_corrupt_gzip(self):
+        bad = os.path.join(self.dir, "bad.txt.gz")
+        with open(bad, "wb") as f:
+            f.write(b"this is not gzip data")
+        with self.assertRaisesRegex(corpus.CorpusError, "cannot read corpus file"):
+            corpus.prepare_files(bad)
+
+    def test_invalid_utf8_skipped_with_count_or_error(self):
+        path = os.path.join(self.dir, "latin1.txt")
+        with open(path, "wb") as f:
+            f.write("good line\n".encode() + "caf\xe9 latin-1\n".encode("latin-1") + b"another good\n")
+        stats = corpus.corpus_stats(path)
+        self.assertEqual((stats.lines, stats.invalid_utf8_lines), (2, 1))
+        self.assertEqual(stats.first_invalid, f"{path}:2")
+        lines = [l.decode() for l in corpus.line_dataset([path]).batch(8).map(corpus.clean_lines)
+                 .unbatch().map(lambda l, blank: l).as_numpy_iterator()]
+        self.assertEqual(lines, ["good line", "another good", ""])
+        with self.assertRaisesRegex(corpus.CorpusError, r"latin1.txt:2 is not valid UTF-8"):
+            corpus.prepare_files(path, invalid_utf8="error")
+        with self.assertRaisesRegex(ValueError, "invalid_utf8"):
+            corpus.prepare_files(path, invalid_utf8="maybe")
+
+
+class TfdsBuilderTest(tf.test.TestCase):
+
+    def test_local_folder(self):
+        folder = os.path.join(self.get_temp_dir(), "corpus")
+        os.makedirs(folder)
+        text = CORPUS.read_text(encoding="utf-8")
+        with gzip.open(os.path.join(folder, "austen.txt.gz"), "wt", encoding="utf-8") as f:
+            f.write(text)
+        builder = tfds_corpus.LocalCorpus(data_dir=os.path.join(self.get_temp_dir(), "tfds"))
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=folder))
+        docs = builder.as_dataset(split="train", shuffle_files=False)
+        got = sorted(tuple(l.decode() for l in ex["lines"]) for ex in docs.as_numpy_iterator())
+        self.assertEqual(got, sorted(tuple(d) for d in python_documents(text)))
+        lines = list(tfds_corpus.document_lines(docs.take(2)).as_numpy_iterator())
+        self.assertEqual(lines.count(b""), 2)
+
+    def test_empty_folder_is_a_clear_error(self):
+        folder = os.path.join(self.get_temp_dir(), "blank")
+        os.makedirs(folder)
+        with open(os.path.join(folder, "blank.txt"), "w") as f:
+            f.write("\n\n")
+        builder = tfds_corpus.LocalCorpus(data_dir=os.path.join(self.get_temp_dir(), "tfds2"))
+        with self.assertRaisesRegex(corpus.CorpusError, "the corpus is empty"):
+            builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=folder))
+
+
+if __name__ == "__main__":
+    tf.test.main()

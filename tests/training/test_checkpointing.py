@@ -1,0 +1,351 @@
+"""CheckpointManager: exact resume, keep-last-K, crash atomicity, mismatch errors, SIGTERM preemption."""
+import os
+import pathlib
+import queue
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from unittest import mock
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from plm_tf.training import checkpointing
+from plm_tf.training import optimizers
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+TIMEOUT_SECONDS = 120
+
+
+def _model(vocab_size=20, extra_layer=False):
+    inputs = keras.Input((3,), dtype="int32")
+    x = keras.layers.Embedding(vocab_size, 8, name="word_embeddings")(inputs)
+    x = keras.layers.Dense(8, name="dense")(x)
+    x = keras.layers.LayerNormalization(name="layer_norm")(x)
+    x = keras.layers.Dense(1, name="head")(x)
+    if extra_layer:
+        x = keras.layers.Dense(1, name="extra")(x)
+    return keras.Model(inputs, x)
+
+
+def _dataset(seed=0):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, 20, size=(64, 3)).astype(np.int32)
+    targets = rng.normal(size=(64, 3, 1)).astype(np.float32)
+    return tf.data.Dataset.from_tensor_slices((ids, targets)).shuffle(64, seed=1).repeat().batch(4)
+
+
+class _Run:
+    """A model, a built optimizer with gradient accumulation, an iterator and an epoch variable."""
+
+    def __init__(self, directory, **manager_kwargs):
+        keras.utils.set_random_seed(0)
+        self.model = _model()
+        self.optimizer = optimizers.create_optimizer("adamw", learning_rate=0.01, gradient_accumulation_steps=2)
+        self.optimizer.build(self.model.trainable_variables)
+        self.iterator = iter(_dataset())
+        self.epoch = tf.Variable(0, dtype=tf.int64, name="epoch")
+        self.manager = checkpointing.CheckpointManager(
+            directory, self.model, self.optimizer, iterator=self.iterator, epoch=self.epoch, **manager_kwargs
+        )
+
+    def train(self, micro_steps):
+        @tf.function
+        def one(ids, targets):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(self.model(ids) - targets))
+            grads = tape.gradient(loss, self.model.trainable_variables)
+            self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+
+        for _ in range(micro_steps):
+            one(*next(self.iterator))
+            self.manager.step.assign_add(1)
+            self.epoch.assign(self.manager.step // 10)
+
+    def weights(self):
+        return [v.numpy() for v in self.model.weights + self.optimizer.variables]
+
+
+class CheckpointManagerTest(tf.test.TestCase):
+    def test_fresh_directory_restores_step_zero(self):
+        run = _Run(self.get_temp_dir() + "/fresh")
+        self.assertEqual(run.manager.restore_latest(), 0)
+        self.assertIsNone(run.manager.latest_checkpoint)
+
+    def test_resume_matches_uninterrupted_run(self):
+        """7 micro-steps straight vs 3, save, new process state, restore, 4 more: identical everything.
+
+        3 is mid-accumulation (2 micro-steps per update), so the accumulators must round-trip too.
+        """
+        straight = _Run(self.get_temp_dir() + "/straight")
+        straight.train(7)
+
+        directory = self.get_temp_dir() + "/resumed"
+        first = _Run(directory)
+        first.train(3)
+        first.manager.save()
+        first.train(2)  # progress after the checkpoint is lost, as in a crash
+
+        resumed = _Run(directory)
+        self.assertEqual(resumed.manager.restore_latest(), 3)
+        self.assertEqual(int(resumed.optimizer._iterations), 3)
+        resumed.train(4)
+        self.assertEqual(int(resumed.epoch), 0)
+        for a, b in zip(straight.weights(), resumed.weights()):
+            self.assertAllEqual(a, b)
+        self.assertAllEqual(next(straight.iterator)[0], next(resumed.iterator)[0])
+
+    def test_keeps_last_k(self):
+        directory = self.get_temp_dir() + "/keep"
+        run = _Run(directory, max_to_keep=3)
+        for _ in range(6):
+            run.manager.step.assign_add(1)
+            run.manager.save()
+        self.assertEqual([os.path.basename(p) for p in run.manager.checkpoints], ["ckpt-4", "ckpt-5", "ckpt-6"])
+        self.assertEqual(sorted(f for f in os.listdir(directory) if f.endswith(".index")),
+                         ["ckpt-4.index", "ckpt-5.index", "ckpt-6.index"])
+        self.assertEqual(os.path.basename(run.manager.latest_checkpoint), "ckpt-6")
+
+    def test_save_interval(self):
+        run = _Run(self.get_temp_dir() + "/interval", save_interval_steps=5)
+        saved = []
+        for _ in range(12):
+            run.manager.step.assign_add(1)
+            if run.manager.save(force=False):
+                saved.append(int(run.manager.step))
+        self.assertEqual(saved, [1, 6, 11])
+        self.assertIsNotNone(run.manager.save(force=True))
+
+    def test_leftover_partial_files_do_not_break_restore(self):
+        """What a crash mid-save leaves: temp shards and a truncated next checkpoint, pointer unchanged."""
+        directory = self.get_temp_dir() + "/partial"
+        run = _Run(directory)
+        run.train(2)
+        run.manager.save()
+        expected = run.weights()
+        os.makedirs(os.path.join(directory, "ckpt-3_temp"))
+        with open(os.path.join(directory, "ckpt-3_temp", "part-00000-of-00001.data-00000-of-00001"), "wb") as f:
+            f.write(b"\x00" * 100)
+        with open(os.path.join(directory, "ckpt-3.index"), "wb") as f:
+            f.write(b"truncated")
+        with open(os.path.join(directory, "ckpt-3.data-00000-of-00001"), "wb") as f:
+            f.write(b"\x01" * 10)
+        resumed = _Run(directory)
+        self.assertEqual(resumed.manager.restore_latest(), 2)
+        for a, b in zip(expected, resumed.weights()):
+            self.assertAllEqual(a, b)
+
+    def test_sigkill_during_saves_leaves_a_complete_latest_checkpoint(self):
+        """A real crash: SIGKILL a process that keeps saving a 24 MB variable equal to its step."""
+        directory = self.get_temp_dir() + "/killed"
+        code = f"""
+        import sys, tensorflow as tf
+        big = tf.Variable(tf.zeros([6_000_000]))
+        step = tf.Variable(0, dtype=tf.int64)
+        manager = tf.train.CheckpointManager(
+            tf.train.Checkpoint(big=big, step=step), {directory!r}, max_to_keep=2, step_counter=step)
+        while True:
+            step.assign_add(1)
+            big.assign(tf.fill([6_000_000], tf.cast(step, tf.float32)))
+            manager.save(checkpoint_number=step)
+            print(int(step), flush=True)
+        """
+        process = _spawn(code)
+        try:
+            _wait_for_line(process, lambda line: int(line) >= 3)
+            time.sleep(0.15)  # land somewhere inside a later save
+            process.kill()
+            process.wait(timeout=TIMEOUT_SECONDS)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        big = tf.Variable(tf.zeros([6_000_000]))
+        step = tf.Variable(0, dtype=tf.int64)
+        latest = tf.train.latest_checkpoint(directory)
+        tf.train.Checkpoint(big=big, step=step).restore(latest).assert_consumed()
+        self.assertGreaterEqual(int(step), 3)
+        self.assertAllEqual(big.numpy()[[0, -1]], [float(int(step))] * 2)
+
+    def test_shape_mismatch_names_the_variable(self):
+        directory = self.get_temp_dir() + "/vocab"
+        run = _Run(directory)
+        run.manager.save()
+        model = _model(vocab_size=30)
+        optimizer = optimizers.create_optimizer("adamw")
+        optimizer.build(model.trainable_variables)
+        manager = checkpointing.CheckpointManager(directory, model, optimizer)
+        with self.assertRaisesRegex(
+            checkpointing.CheckpointMismatchError,
+            r"variable 'word_embeddings/embeddings' has shape \(20, 8\) in the checkpoint but \(30, 8\)",
+        ):
+            manager.restore_latest()
+
+    def test_missing_and_extra_variables_are_named(self):
+        directory = self.get_temp_dir() + "/layers"
+        keras.utils.set_random_seed(0)
+        model = _model(extra_layer=True)
+        optimizer = optimizers.create_optimizer("adamw")
+        optimizer.build(model.trainable_variables)
+        checkpointing.CheckpointManager(directory, model, optimizer).save()
+
+        def restore_into(extra_layer, directory):
+            model = _model(extra_layer=extra_layer)
+            optimizer = optimizers.create_optimizer("adamw")
+            optimizer.build(model.trainable_variables)
+            checkpointing.CheckpointManager(directory, model, optimizer).restore_latest()
+
+        with self.assertRaisesRegex(
+            checkpointing.CheckpointMismatchError, r"holds \S*extra_?(kernel|bias)\S*, which the model and optimizer do not have"
+        ):
+            restore_into(False, directory)
+        smaller = self.get_temp_dir() + "/smaller"
+        model = _model()
+        optimizer = optimizers.create_optimizer("adamw")
+        optimizer.build(model.trainable_variables)
+        checkpointing.CheckpointManager(smaller, model, optimizer).save()
+        with self.assertRaisesRegex(
+            checkpointing.CheckpointMismatchError, r"has no value for .*extra/(kernel|bias), .*extra/"
+        ):
+            restore_into(True, smaller)
+
+    def test_unbuilt_optimizer_is_rejected(self):
+        directory = self.get_temp_dir() + "/unbuilt"
+        _Run(directory).manager.save()
+        manager = checkpointing.CheckpointManager(directory, _model(), optimizers.create_optimizer("adamw"))
+        with self.assertRaisesRegex(ValueError, "Build the optimizer"):
+            manager.restore_latest()
+
+    def test_only_chief_writes_under_multi_worker(self):
+        def fake_strategy(task_type, task_id, cluster):
+            resolver = mock.Mock(task_type=task_type, task_id=task_id)
+            resolver.cluster_spec.return_value.as_dict.return_value = cluster
+            return mock.Mock(cluster_resolver=resolver)
+
+        workers = {"worker": ["a:1", "b:2"]}
+        self.assertTrue(checkpointing._is_chief(None))
+        self.assertTrue(checkpointing._is_chief(fake_strategy("worker", 0, workers)))
+        self.assertFalse(checkpointing._is_chief(fake_strategy("worker", 1, workers)))
+        self.assertTrue(checkpointing._is_chief(fake_strategy("chief", 0, {"chief": ["c:0"], **workers})))
+        self.assertFalse(checkpointing._is_chief(fake_strategy("worker", 0, {"chief": ["c:0"], **workers})))
+
+        directory = self.get_temp_dir() + "/multi"
+        run = _Run(directory, strategy=fake_strategy("worker", 1, workers))
+        self.assertIsNone(run.manager.save())
+        self.assertFalse(os.path.exists(directory) and os.listdir(directory))
+        chief = _Run(directory, strategy=fake_strategy("worker", 0, workers))
+        chief.manager.step.assign(4)
+        chief.manager.save()
+        self.assertEqual(run.manager.restore_latest(), 4)  # non-chief workers read the chief's directory
+
+
+class PreemptionTest(tf.test.TestCase):
+    def test_handler_sets_flag_and_uninstall_restores_previous(self):
+        previous = signal.getsignal(signal.SIGUSR1)
+        with checkpointing.install_preemption_handler(signals=(signal.SIGUSR1,)) as handler:
+            self.assertFalse(handler.should_stop)
+            os.kill(os.getpid(), signal.SIGUSR1)
+            time.sleep(0.05)
+            self.assertTrue(handler.should_stop)
+            self.assertEqual(handler.received_signal, "SIGUSR1")
+        self.assertEqual(signal.getsignal(signal.SIGUSR1), previous)
+
+    def test_sigterm_saves_at_the_step_boundary_and_exits_cleanly(self):
+        directory = self.get_temp_dir() + "/preempted"
+        code = f"""
+        import time
+        import keras, tensorflow as tf
+        from plm_tf.training import checkpointing, optimizers
+        inputs = keras.Input((2,))
+        model = keras.Model(inputs, keras.layers.Dense(1, name="dense")(inputs))
+        optimizer = optimizers.create_optimizer("adamw", learning_rate=0.01)
+        optimizer.build(model.trainable_variables)
+        manager = checkpointing.CheckpointManager({directory!r}, model, optimizer)
+        handler = checkpointing.install_preemption_handler()
+
+        @tf.function
+        def train_step():
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(model(tf.ones((4, 2))) - 3.0))
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
+        while int(manager.step) < 100000:
+            train_step()
+            manager.step.assign_add(1)
+            print("step", int(manager.step), flush=True)
+            if handler.should_stop:
+                manager.save(force=True)
+                print("stopped at", int(manager.step), "after", handler.received_signal, flush=True)
+                break
+            time.sleep(0.02)
+        """
+        process = _spawn(code)
+        try:
+            _wait_for_line(process, lambda line: line == "step 5")
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=TIMEOUT_SECONDS)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        self.assertEqual(process.returncode, 0, msg=err[-2000:])
+        last = out.strip().splitlines()[-1].split()
+        self.assertEqual(last[:2] + last[3:], ["stopped", "at", "after", "SIGTERM"])
+        stopped_at = int(last[2])
+        self.assertGreaterEqual(stopped_at, 5)
+        self.assertEqual(out.strip().splitlines()[-2], f"step {stopped_at}")  # no step after the signal
+
+        inputs = keras.Input((2,))
+        model = keras.Model(inputs, keras.layers.Dense(1, name="dense")(inputs))
+        optimizer = optimizers.create_optimizer("adamw", learning_rate=0.01)
+        optimizer.build(model.trainable_variables)
+        manager = checkpointing.CheckpointManager(directory, model, optimizer)
+        self.assertEqual(manager.restore_latest(), stopped_at)
+        self.assertEqual(int(optimizer.iterations), stopped_at)
+
+
+def _spawn(code):
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
+    return subprocess.Popen(
+        [sys.executable, "-u", "-c", textwrap.dedent(code)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for_line(process, predicate):
+    """Reads the child's stdout until `predicate(line)`; fails on exit or after TIMEOUT_SECONDS.
+
+    Lines are read on a helper thread so a silent, hung child cannot block the test past the timeout.
+    """
+    lines = queue.Queue()
+
+    def pump():
+        for line in iter(process.stdout.readline, ""):
+            lines.put(line.strip())
+            if predicate(line.strip()):
+                return
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            process.kill()
+            raise AssertionError("timed out waiting for the child") from None
+        if line is None:
+            raise AssertionError(f"child exited early: {process.stderr.read()[-2000:]}")
+        if predicate(line):
+            return
+
+
+if __name__ == "__main__":
+    tf.test.main()

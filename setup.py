@@ -11,6 +11,8 @@ INSTALL_REQUIRES = [
     "importlib_resources>=6",  # tensorflow-datasets 4.9.10 imports it on Python 3.11
     "absl-py>=2.1,<3",
     "gin-config==0.5.0",
+    "tensorboard==2.21.0",  # tf.summary needs it; TensorFlow 2.21 no longer installs it
+
     "sentencepiece==0.2.3",  # trains ALBERT's SentencePiece vocab (scripts/build_vocab.py)
     # Reads and writes Hugging Face *.safetensors without pickle (plm_tf.convert); the
     # maintained reference reader is safer than a hand-written parser.

@@ -1,0 +1,189 @@
+"""The gin-configured pretraining run behind `python -m plm_tf.train`.
+
+One function, `pretrain`, wires the pieces in data-flow order: precision policy → strategy → tokenizer →
+model and optimizer (in the strategy scope) → distributed tf.data pipeline → checkpoint restore → a loop of
+`steps_per_loop`-update tf.function calls with progress lines, TensorBoard summaries, periodic checkpoints
+and SIGTERM handling → final checkpoint and summary.
+"""
+import json
+import os
+import time
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from plm_tf.data import pipelines
+from plm_tf.models import objectives
+from plm_tf.models.builders import build_pretraining_model
+from plm_tf.models.configs import encoder_config
+from plm_tf.training import checkpointing, distribution, precision
+from plm_tf.training.optimizers import create_optimizer
+from plm_tf.training.progress import ProgressReporter, format_duration
+from plm_tf.training.train_step import make_train_loop
+
+
+class TrainingError(ValueError):
+    """A run that cannot start as configured; the message says what to change."""
+
+
+def _resolve_vocab_size(tokenizer):
+    """`encoder_config.vocab_size = None` means the tokenizer's size; any other value must equal it."""
+    configured = gin.query_parameter("encoder_config.vocab_size")
+    if configured is None:
+        with gin.unlock_config():
+            gin.bind_parameter("encoder_config.vocab_size", tokenizer.vocab_size)
+    elif configured != tokenizer.vocab_size:
+        raise TrainingError(
+            f"The vocabulary has {tokenizer.vocab_size} tokens but encoder_config.vocab_size = {configured}. "
+            "Use the matching vocab, or bind encoder_config.vocab_size = None to size the model from the vocab."
+        )
+
+
+def _sum_into(total, update):
+    for name, value in update.items():
+        value = np.asarray(value)
+        total[name] = total[name] + value if name in total else value
+    return total
+
+
+@gin.configurable(denylist=["model_dir", "strategy", "tpu_address"])
+def pretrain(
+    model_dir,
+    objective=gin.REQUIRED,
+    train_steps=gin.REQUIRED,
+    batch_size=gin.REQUIRED,
+    seq_len=gin.REQUIRED,
+    corpus_paths=None,
+    tokenizer_kind=None,
+    vocab_path=None,
+    steps_per_loop=50,
+    log_every=50,
+    checkpoint_every=500,
+    keep_checkpoints=5,
+    precision_policy="float32",
+    strategy="default",
+    tpu_address=None,
+    seed=0,
+    print_fn=print,
+):
+    """Pretrains `objective` and returns a summary dict (also written to `model_dir/summary.json`).
+
+    Args:
+        model_dir: checkpoints (`ckpt-<step>`), TensorBoard logs (`train/`), the operative gin config and the
+            summary go here. A run restarted with the same model_dir resumes from its latest checkpoint.
+        objective: "mlm" (RoBERTa), "mlm_nsp" (BERT), "mlm_sop" (ALBERT) or "electra".
+        train_steps: optimizer updates in the whole run.
+        batch_size: examples per update (global, over replicas and gradient-accumulation micro-batches).
+        seq_len: tokens per example.
+        corpus_paths: corpus files/folders/globs; None uses the embedded default corpus.
+        tokenizer_kind: "wordpiece" / "sentencepiece" / "bpe"; None uses the objective's default.
+        vocab_path: vocabulary for that tokenizer; None uses the embedded default.
+        steps_per_loop: updates per tf.function call (fewer Python round trips).
+        log_every: updates between progress lines / summaries (a multiple of steps_per_loop is best).
+        checkpoint_every: updates between checkpoints.
+        keep_checkpoints: checkpoints kept on disk.
+        precision_policy: "float32", "mixed_bfloat16" (CPU/TPU) or "mixed_float16" (GPU, with loss scaling).
+        strategy: "default", "mirrored", "multi_worker_mirrored" or "tpu".
+        tpu_address: TPU name or grpc address for strategy="tpu".
+        seed: root of every random draw (data order, masks, ELECTRA samples).
+        print_fn: where progress lines go.
+    """
+    if objective not in pipelines.DEFAULT_TOKENIZER:
+        raise TrainingError(f"Unknown objective {objective!r}; choose one of {sorted(pipelines.DEFAULT_TOKENIZER)}.")
+    for name, value in (("train_steps", train_steps), ("steps_per_loop", steps_per_loop), ("log_every", log_every),
+                        ("checkpoint_every", checkpoint_every)):
+        if value < 1:
+            raise TrainingError(f"{name} must be at least 1, got {value}.")
+    started = time.perf_counter()
+    precision.set_precision(precision_policy)
+    strategy_obj = distribution.create_strategy(strategy, tpu_address)
+    tokenizer = pipelines.load_tokenizer(tokenizer_kind or pipelines.DEFAULT_TOKENIZER[objective], vocab_path)
+    _resolve_vocab_size(tokenizer)
+
+    with strategy_obj.scope():
+        model = build_pretraining_model(objective=objective)
+        model.build()
+        optimizer = precision.wrap_optimizer(create_optimizer())
+        optimizer.build(model.trainable_variables)
+    accumulation = int(getattr(optimizer, "gradient_accumulation_steps", None) or 1)
+    batches = distribution.split_batch(batch_size, strategy_obj.num_replicas_in_sync, accumulation)
+
+    def dataset_fn(input_context):
+        return pipelines.pretraining_dataset(
+            objective=objective, corpus_paths=corpus_paths, tokenizer_kind=tokenizer.kind, vocab_path=vocab_path,
+            seq_len=seq_len, batch_size=batches.micro_batch_size, seed=seed, input_context=input_context,
+        )
+
+    dataset = strategy_obj.distribute_datasets_from_function(dataset_fn)
+    iterator = iter(dataset)
+    manager = checkpointing.CheckpointManager(
+        model_dir, model, optimizer, iterator=iterator, max_to_keep=keep_checkpoints, strategy=strategy_obj
+    )
+    start_step = manager.restore_latest()
+    is_chief = manager.is_chief
+    if is_chief:
+        tf.io.gfile.makedirs(model_dir)
+        with tf.io.gfile.GFile(os.path.join(model_dir, "operative_config.gin"), "w") as f:
+            f.write(gin.config_str())
+    if start_step >= train_steps:
+        print_fn(f"{model_dir} already holds step {start_step} ≥ train_steps {train_steps}; nothing to do.")
+    elif start_step:
+        print_fn(f"Resuming from {manager.latest_checkpoint} at step {start_step}.")
+
+    train_loop = make_train_loop(strategy_obj, model, optimizer, objective, seed, accumulation)
+    reporter = ProgressReporter(
+        os.path.join(model_dir, "train") if is_chief else None, train_steps, seq_len * batch_size, print_fn
+    )
+    reporter.start(start_step)
+    handler = checkpointing.install_preemption_handler()
+    step = start_step
+    window_losses, window_sums, window_calls = {}, {}, 0
+    last_losses, last_metrics, throughput = {}, {}, []
+    preempted = False
+    try:
+        while step < train_steps:
+            boundary = min(train_steps, (step // log_every + 1) * log_every,
+                           (step // checkpoint_every + 1) * checkpoint_every)
+            updates = min(steps_per_loop, boundary - step)
+            loss, losses, sums = train_loop(iterator, tf.constant(updates, tf.int32), tf.constant(step, tf.int64))
+            step += updates
+            manager.step.assign(step)
+            window_calls += 1
+            _sum_into(window_losses, {"loss": loss.numpy(), **{k: v.numpy() for k, v in losses.items()}})
+            _sum_into(window_sums, {k: v.numpy() for k, v in sums.items()})
+            if step % log_every == 0 or step == train_steps:
+                last_losses = {k: float(v) / window_calls for k, v in window_losses.items()}
+                last_metrics = objectives.metrics_from_sums(window_sums)
+                learning_rate = float(tf.convert_to_tensor(optimizer.learning_rate))
+                throughput.append(reporter.report(step, last_losses, last_metrics, learning_rate))
+                window_losses, window_sums, window_calls = {}, {}, 0
+            if handler.should_stop:
+                manager.save(force=True)
+                preempted = True
+                print_fn(f"Preempted (SIGTERM): saved step {step} to {manager.latest_checkpoint}; exiting.")
+                break
+            if step % checkpoint_every == 0 or step == train_steps:
+                manager.save(force=True)
+    finally:
+        handler.uninstall()
+
+    summary = {
+        "model_dir": model_dir,
+        "objective": objective,
+        "step": step,
+        "train_steps": train_steps,
+        "preempted": preempted,
+        "latest_checkpoint": manager.latest_checkpoint,
+        "final_losses": last_losses,
+        "final_metrics": last_metrics,
+        "tokens_per_second": float(np.median(throughput)) if throughput else None,
+        "wall_time": format_duration(time.perf_counter() - started),
+        "strategy": strategy,
+        "replicas": strategy_obj.num_replicas_in_sync,
+        "precision": precision_policy,
+    }
+    if is_chief:
+        with tf.io.gfile.GFile(os.path.join(model_dir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+    return summary

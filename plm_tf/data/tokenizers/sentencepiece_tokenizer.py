@@ -6,10 +6,12 @@ marks, lowercase when `lower_case`), then SentencePiece encodes it. Not reproduc
 `encode_pieces` re-split of pieces such as "▁1," (digit followed by a comma), which changes a few ids
 around numbers with commas.
 """
+import hashlib
 import unicodedata
 
 import tensorflow as tf
 import tensorflow_text as tf_text
+from tensorflow_text.python.ops import sentencepiece_tokenizer as _tf_text_sp
 
 from plm_tf.data.tokenizers import common
 
@@ -46,6 +48,25 @@ def albert_preprocess(texts, lower_case=True):
     if lower_case:
         texts = tf.strings.lower(texts, encoding="utf-8")
     return texts
+
+
+class _NamedSentencepieceModel(_tf_text_sp._SentencepieceModelResource):
+    """tensorflow_text's model resource, created under a shared_name derived from the model bytes.
+
+    tf-text 2.21 creates the resource with an empty shared_name, which makes it private to the eager
+    kernel: when the kernel cache is cleared (tf.test.TestCase does so between tests) the resource is
+    deleted and every later call fails with "Resource .../_0_SentencepieceOp ... does not exist". A
+    named resource lives in the resource manager; equal names mean equal model bytes, so sharing is safe.
+    """
+
+    def __init__(self, model, name):
+        self._shared_name = "plm_tf_sentencepiece_" + hashlib.sha256(model).hexdigest()
+        super().__init__(model, name)
+
+    def _create_resource(self):
+        with tf.name_scope(self._name or "SentenceTokenizerInitializer"):
+            return _tf_text_sp.gen_sentencepiece_tokenizer.sentencepiece_op(
+                model=self._model, shared_name=self._shared_name)
 
 
 def read_sentencepiece_model(path):
@@ -86,6 +107,7 @@ class SentencePieceTokenizer(common.Tokenizer):
         self.lower_case = bool(lower_case)
         self.vocab_asset = tf.saved_model.Asset(self.vocab_path)
         self._sp = tf_text.SentencepieceTokenizer(model=model, out_type=tf.int32)
+        self._sp._model_resource = _NamedSentencepieceModel(model, None)  # see _NamedSentencepieceModel
         self._init_common(pieces, ids, [p.startswith("\u2581") for p in pieces])
 
     def _tokenize_batch(self, texts):

@@ -18,12 +18,14 @@ _BERT_DROPPED = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\p{Cf}\p{Co}\x{FFFD}]"
 def bert_normalize(texts, lower_case=True):
     """google-research/bert BasicTokenizer normalisation. tf.string [N] -> tf.string [N].
 
-    Drops the characters BERT's `_clean_text` drops; when `lower_case`, lowercases (full Unicode, as
+    Drops the characters BERT's `_clean_text` drops and turns its whitespace (tab, CR, LF, Zs) into
+    spaces; when `lower_case`, lowercases (full Unicode, as
     Python's str.lower), applies NFD and removes nonspacing marks (`_run_strip_accents`).
     tensorflow_text's own lower_case option case-folds with NFKC instead (ß -> ss, ﬁ -> fi), which BERT
     does not, so plm_tf normalises here and runs BertTokenizer with lower_case=False.
     """
     texts = tf.strings.regex_replace(texts, _BERT_DROPPED, "")
+    texts = tf.strings.regex_replace(texts, r"[\t\n\r\p{Zs}]", " ")  # BERT `_is_whitespace`
     if lower_case:
         texts = tf.strings.lower(texts, encoding="utf-8")
         texts = tf_text.normalize_utf8(texts, "NFD")

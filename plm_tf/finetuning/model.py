@@ -1,0 +1,141 @@
+"""The fine-tuning model: a pretrained (or fresh) encoder + `ClassificationHead`, and encoder restoring.
+
+Sentence representation (what the head reads):
+- the pooled output (tanh Dense on the first token) when the encoder has a pooler: BERT / ALBERT
+  (google-research/bert `run_classifier.create_model`), and RoBERTa, whose fairseq classification head is
+  the same Dense(H, tanh) → dropout → Dense(C) on `<s>` (our RoBERTa pretraining leaves that pooler untrained,
+  as fairseq's head is new at fine-tuning time);
+- the first token's final hidden state for ELECTRA (no pooler).
+
+`restore_encoder(checkpoint)` builds the pretraining model from the run's `operative_config.gin`, restores the
+`model=` entry of a `python -m plm_tf.train` checkpoint and returns the encoder that fine-tuning keeps: the
+ELECTRA discriminator, or the masked-LM model's encoder.
+"""
+import os
+
+import gin
+import keras
+import tensorflow as tf
+
+from plm_tf.gin_config import parse_gin
+from plm_tf.layers.classification_head import ClassificationHead
+from plm_tf.models.encoder import TransformerEncoder
+
+
+@keras.saving.register_keras_serializable(package="plm_tf")
+class ClassifierModel(keras.Model):
+    """Encoder → sentence representation → Dropout → Dense(num_classes).
+
+    Args:
+        encoder: a `TransformerEncoder`.
+        num_classes: number of classes, 1 for regression.
+        dropout_rate: dropout before the classifier (0.1 in BERT, ELECTRA, ALBERT and RoBERTa recipes).
+
+    Call: {"input_ids", "input_mask", "segment_ids"} int [B, T] → logits float [B, num_classes]
+    (scores [B, 1] for regression).
+    """
+
+    def __init__(self, encoder, num_classes, dropout_rate=0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.num_classes = num_classes
+        self.dropout_rate = dropout_rate
+        self.head = ClassificationHead(
+            num_classes, dropout_rate=dropout_rate, initializer_range=encoder.initializer_range, name="task_head")
+
+    def build(self, input_shape=None):
+        if not self.encoder.built:
+            self.encoder.build()
+        self.head.build((None, self.encoder.hidden_size))
+        self.built = True
+
+    def sentence_representation(self, encoded):
+        if self.encoder.pooler is not None:
+            return encoded["pooled_output"]
+        return encoded["sequence_output"][:, 0, :]
+
+    def call(self, features, training=False):
+        encoded = self.encoder(features, training=training)
+        return self.head(self.sentence_representation(encoded), training=training)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(encoder=keras.saving.serialize_keras_object(self.encoder), num_classes=self.num_classes,
+                      dropout_rate=self.dropout_rate)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        return cls(**config)
+
+
+class CheckpointError(ValueError):
+    """An init checkpoint that cannot be found or does not fit; the message says which."""
+
+
+def resolve_checkpoint(init_checkpoint):
+    """(checkpoint prefix, run directory) for a prefix (`DIR/ckpt-600`) or a pretraining model_dir (latest)."""
+    if tf.io.gfile.isdir(init_checkpoint):
+        prefix = tf.train.latest_checkpoint(init_checkpoint)
+        if prefix is None:
+            raise CheckpointError(f"{init_checkpoint} holds no checkpoint (no 'checkpoint' state file).")
+        return prefix, init_checkpoint
+    if not tf.io.gfile.exists(init_checkpoint + ".index"):
+        raise CheckpointError(f"{init_checkpoint} is neither a checkpoint prefix nor a directory with checkpoints.")
+    return init_checkpoint, os.path.dirname(init_checkpoint)
+
+
+def restore_encoder(init_checkpoint):
+    """Restores the fine-tunable encoder of a `python -m plm_tf.train` run.
+
+    Args:
+        init_checkpoint: a checkpoint prefix, or the run's model_dir (its latest checkpoint). The run's
+            `operative_config.gin` must sit beside the checkpoint.
+
+    Returns:
+        (encoder, info): the `TransformerEncoder` with restored weights, and a dict with "checkpoint",
+        "objective", "tokenizer_kind", "vocab_path" (None = the embedded vocab) and "encoder_config".
+
+    Note: parses the run's gin config (gin is cleared); parse the fine-tuning gin files afterwards.
+    """
+    from plm_tf.data import pipelines
+    from plm_tf.models.builders import build_pretraining_model
+    from plm_tf.models.configs import encoder_config
+
+    prefix, run_dir = resolve_checkpoint(init_checkpoint)
+    operative = os.path.join(run_dir, "operative_config.gin")
+    if not tf.io.gfile.exists(operative):
+        raise CheckpointError(f"{operative} is missing: it gives the encoder configuration of {prefix}.")
+    parse_gin([operative], finalize=False)
+    objective = gin.query_parameter("pretrain.objective")
+    tokenizer_kind = _query_or_none("pretrain.tokenizer_kind") or pipelines.DEFAULT_TOKENIZER[objective]
+    vocab_path = _query_or_none("pretrain.vocab_path")
+    config = encoder_config()
+    model = build_pretraining_model(objective=objective)
+    model.build()
+    status = tf.train.Checkpoint(model=model).restore(prefix).expect_partial()
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError as error:
+        raise CheckpointError(f"{prefix} does not match the model of {operative}: {error}") from None
+    encoder = model.discriminator if objective == "electra" else model.encoder
+    info = {"checkpoint": prefix, "objective": objective, "tokenizer_kind": tokenizer_kind,
+            "vocab_path": vocab_path, "encoder_config": dict(config, use_pooler=encoder.pooler is not None)}
+    gin.clear_config()
+    return encoder, info
+
+
+def _query_or_none(name):
+    try:
+        return gin.query_parameter(name)
+    except ValueError:
+        return None
+
+
+def new_encoder(config):
+    """A freshly initialised encoder (random-init baseline, or converted weights loaded afterwards)."""
+    encoder = TransformerEncoder(**config, name="encoder")
+    encoder.build()
+    return encoder

@@ -315,6 +315,29 @@ def write_static_examples(output_prefix, objective, corpus_paths=None, tokenizer
     return paths, count
 
 
+def _check_static_record(path, objective, seq_len, max_predictions_per_seq):
+    """Reads the first record of `path` in Python; PipelineError if its features do not match the request."""
+    try:
+        record = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
+    except tf.errors.OpError as e:
+        raise PipelineError(f"static TFRecords: cannot read {path}: {e.message}") from None
+    if record is None:
+        raise PipelineError(f"static TFRecords: {path} holds no record")
+    try:
+        feats = tf.train.Example.FromString(record.numpy()).features.feature
+    except Exception as e:  # protobuf DecodeError: not a tf.train.Example
+        raise PipelineError(f"static TFRecords: {path} does not hold tf.train.Example records ({e})") from None
+    spec = feature_spec(objective, seq_len, max_predictions_per_seq)
+    for name, s in spec.items():
+        if name not in feats:
+            raise PipelineError(f"static TFRecords: {path} lacks feature {name!r} (written for another objective?)")
+        values = feats[name].float_list.value if s.dtype == tf.float32 else feats[name].int64_list.value
+        want = s.shape.num_elements()
+        if len(values) != want:
+            raise PipelineError(f"static TFRecords: {path} has {name} of length {len(values)}, expected {want} "
+                                f"(seq_len={seq_len}, max_predictions_per_seq={max_predictions_per_seq})")
+
+
 def static_dataset(paths, objective, seq_len, max_predictions_per_seq, batch_size, seed=0,
                    shuffle_buffer=1000, input_context=None):
     """Reads static TFRecords back into the batches of `pretraining_dataset` (infinite, drop_remainder).
@@ -326,6 +349,7 @@ def static_dataset(paths, objective, seq_len, max_predictions_per_seq, batch_siz
         files = corpus.resolve_paths(paths)
     except corpus.CorpusError as e:
         raise PipelineError(f"static TFRecords: {e}") from None
+    _check_static_record(files[0], objective, seq_len, max_predictions_per_seq)
     files_sharded, n, i = _shard_plan(files, input_context)
     ds = tf.data.TFRecordDataset(files_sharded)
     if n > 1:

@@ -170,6 +170,11 @@ class StaticTest(tf.test.TestCase):
         for k, spec in pipelines.feature_spec("mlm_sop", 64, 9).items():
             self.assertEqual(got[k].dtype, spec.dtype.as_numpy_dtype, k)
             self.assertAllEqual(got[k], np.stack([e[k] for e in expected]), k)
+        with self.assertRaisesRegex(pipelines.PipelineError, "input_ids of length 64, expected 128"):
+            pipelines.pretraining_dataset("mlm_sop", masking="static", static_paths=paths, seq_len=128,
+                                          max_predictions_per_seq=9)
+        with self.assertRaisesRegex(pipelines.PipelineError, "lacks feature 'next_sentence_label'"):
+            pipelines.pretraining_dataset("mlm_nsp", masking="static", static_paths=paths, seq_len=64)
 
     def test_static_needs_paths(self):
         with self.assertRaisesRegex(pipelines.PipelineError, "static_paths"):

@@ -285,18 +285,19 @@ class PreemptionTest(tf.test.TestCase):
         """
         process = _spawn(code)
         try:
-            _wait_for_line(process, lambda line: line == "step 5")
+            seen = _wait_for_line(process, lambda line: line == "step 5")
             process.send_signal(signal.SIGTERM)
             out, err = process.communicate(timeout=TIMEOUT_SECONDS)
+            lines = seen + out.strip().splitlines()
         finally:
             if process.poll() is None:
                 process.kill()
         self.assertEqual(process.returncode, 0, msg=err[-2000:])
-        last = out.strip().splitlines()[-1].split()
+        last = lines[-1].split()
         self.assertEqual(last[:2] + last[3:], ["stopped", "at", "after", "SIGTERM"])
         stopped_at = int(last[2])
         self.assertGreaterEqual(stopped_at, 5)
-        self.assertEqual(out.strip().splitlines()[-2], f"step {stopped_at}")  # no step after the signal
+        self.assertEqual(lines[-2], f"step {stopped_at}")  # the save happened at the step boundary
 
         inputs = keras.Input((2,))
         model = keras.Model(inputs, keras.layers.Dense(1, name="dense")(inputs))
@@ -320,10 +321,12 @@ def _spawn(code):
 
 
 def _wait_for_line(process, predicate):
-    """Reads the child's stdout until `predicate(line)`; fails on exit or after TIMEOUT_SECONDS.
+    """Reads the child's stdout until `predicate(line)`; returns the lines read (the last one matching).
 
-    Lines are read on a helper thread so a silent, hung child cannot block the test past the timeout.
+    Fails on exit or after TIMEOUT_SECONDS. Lines are read on a helper thread so a silent, hung child
+    cannot block the test past the timeout.
     """
+    seen = []
     lines = queue.Queue()
 
     def pump():
@@ -343,8 +346,9 @@ def _wait_for_line(process, predicate):
             raise AssertionError("timed out waiting for the child") from None
         if line is None:
             raise AssertionError(f"child exited early: {process.stderr.read()[-2000:]}")
+        seen.append(line)
         if predicate(line):
-            return
+            return seen
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ add_prefix_space=False) with graph ops only:
    space) are then split by the pattern's first seven alternatives, which never cross whitespace.
    `\\s` is Unicode White_Space as in Oniguruma/regex (tab..CR, U+0085, \\p{Z}), not RE2's ASCII `\\s`.
 2. Each pre-token's UTF-8 bytes are mapped to printable characters (`bytes_to_unicode`).
-3. BPE merges: all words of the batch at once inside `tf.while_loop`; each step merges, in every word,
+3. BPE merges: all distinct words of the batch at once inside `tf.while_loop`; each step merges, in every word,
    the adjacent pair with the lowest rank (a StaticHashTable over merges.txt), all its non-overlapping
    occurrences left to right, as GPT-2's `bpe()`. It stops when no word has a mergeable pair.
 4. Symbols -> ids through the vocab.json table.
@@ -116,9 +116,10 @@ def pretokenize(texts):
 
     The pre-tokens of a text partition it: their concatenation is the text.
     """
-    # tensorflow_text.regex_split stops at a NUL byte. NUL and U+0001 fall in the same class of the
-    # pattern ([^\s\p{L}\p{N}]), so split the text with NUL -> U+0001 and, only when a NUL is present,
-    # cut the original text at the same byte boundaries.
+    # Splits are made by RE2 regex_replace inserting NUL around each match, then tf.strings.split on NUL
+    # (2-3x faster than tensorflow_text.regex_split, which also stops at a NUL byte). So the text is
+    # split with NUL -> U+0001 (both fall in the pattern's class [^\s\p{L}\p{N}]) and, only when a NUL
+    # is present, the original text is cut at the same byte boundaries.
     has_nul = tf.reduce_any(tf.strings.regex_full_match(texts, r"(?s).*\x00.*"))
     words = _pretokenize_no_nul(tf.strings.regex_replace(texts, r"\x00", "\x01"))
 
@@ -132,8 +133,14 @@ def pretokenize(texts):
     return words.with_flat_values(tf.cond(has_nul, restore, lambda: words.flat_values))
 
 
+def _split_keeping_matches(texts, pattern):
+    """Cuts NUL-free strings [M] before and after every match of `pattern` -> ragged [M, None]."""
+    pieces = tf.strings.split(tf.strings.regex_replace(texts, pattern, "\x00\\0\x00"), "\x00")
+    return tf.ragged.boolean_mask(pieces, tf.not_equal(pieces, ""))
+
+
 def _pretokenize_no_nul(texts):
-    runs = _tf_text().regex_split(texts, _WS_RUN, _WS_RUN)  # alternating whitespace / text runs
+    runs = _split_keeping_matches(texts, _WS_RUN)  # alternating whitespace / text runs
     flat = runs.flat_values
     row_ids = runs.value_rowids()
     pos = tf.range(tf.size(flat, out_type=tf.int64)) - tf.gather(runs.row_starts(), row_ids)
@@ -152,15 +159,9 @@ def _pretokenize_no_nul(texts):
     keep = tf.not_equal(segs, "")
     segs = tf.boolean_mask(segs, keep)
     seg_rows = tf.boolean_mask(seg_rows, keep)
-    words = _tf_text().regex_split(segs, _WORD_PATTERN, _WORD_PATTERN)  # [S, None]
+    words = _split_keeping_matches(segs, _WORD_PATTERN)  # [S, None]
     nested = tf.RaggedTensor.from_value_rowids(words, seg_rows, nrows=tf.shape(texts, out_type=tf.int64)[0])
     return nested.merge_dims(1, 2)
-
-
-def _tf_text():
-    import tensorflow_text  # registers the RE2 split op
-
-    return tensorflow_text
 
 
 class ByteLevelBPETokenizer(common.Tokenizer):
@@ -209,11 +210,12 @@ class ByteLevelBPETokenizer(common.Tokenizer):
 
     def _tokenize_batch(self, texts):
         words = pretokenize(texts)  # [N, W] strings
-        flat_words = words.flat_values
-        symbols = self._byte_to_char.lookup(tf.strings.bytes_split(flat_words))  # [W, bytes]
-        merged = self._merge(symbols)  # [W, S]
-        ids = tf.cast(self._vocab.lookup(merged.flat_values), tf.int32)
-        return words.with_flat_values(merged.with_flat_values(ids)).merge_dims(1, 2)
+        # Each distinct pre-token is merged once (natural text repeats words; HF caches them likewise).
+        unique_words, word_index = tf.unique(words.flat_values)
+        symbols = self._byte_to_char.lookup(tf.strings.bytes_split(unique_words))  # [U, bytes]
+        merged = self._merge(symbols)  # [U, S]
+        ids = merged.with_flat_values(tf.cast(self._vocab.lookup(merged.flat_values), tf.int32))
+        return words.with_flat_values(tf.gather(ids, word_index)).merge_dims(1, 2)
 
     def _merge(self, symbols):
         """Runs BPE on every word at once. tf.RaggedTensor string [W, None] -> [W, None]."""

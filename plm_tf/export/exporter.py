@@ -1,0 +1,197 @@
+"""Writing serving SavedModels: from an in-memory model (end of training) or from a trainer checkpoint.
+
+    from plm_tf.export.exporter import export_saved_model
+    export_saved_model(model, tokenizer, "runs/electra_small/export", max_seq_length=128)
+
+    # or, from a model_dir written by `python -m plm_tf.train`:
+    model, tokenizer = load_from_checkpoint("runs/electra_small")
+    export_saved_model(model, tokenizer, "/tmp/electra_small_serving")
+
+Loading the result needs `import tensorflow_text` first (the tokenizers use its ops); see
+`plm_tf.export.serving` for the signatures.
+"""
+import os
+import shutil
+import tempfile
+
+import gin
+import tensorflow as tf
+
+from plm_tf.export.serving import ExportError, ServingModule
+
+OPERATIVE_CONFIG = "operative_config.gin"
+
+
+def export_saved_model(model, tokenizer, output_dir, max_seq_length=128, sentence_embedding="auto",
+                       overwrite=True):
+    """Writes the serving SavedModel of a pretraining model.
+
+    Args:
+        model: a built `ElectraPretrainer` (the discriminator and its head are exported) or `MaskedLMPretrainer`
+            (encoder and masked-LM head), holding the weights to serve.
+        tokenizer: the `plm_tf.data.tokenizers` tokenizer the model was trained with; its vocabulary files are
+            copied into `output_dir/assets`.
+        output_dir: the SavedModel directory. It is written to a temporary sibling and renamed at the end, so
+            a reader never sees a half-written export.
+        max_seq_length: T, the padded length of the text signatures (≤ the model's position table).
+        sentence_embedding: "auto", "pooled", "mean" or "cls" (see `plm_tf.export.serving`).
+        overwrite: replace an existing `output_dir`; False raises ExportError instead.
+
+    Returns:
+        `output_dir` (str).
+    """
+    output_dir = os.path.abspath(os.fspath(output_dir))
+    if os.path.exists(output_dir) and not overwrite:
+        raise ExportError(f"{output_dir} exists; pass overwrite=True (--overwrite) to replace it.")
+    module = ServingModule(model, tokenizer, max_seq_length=max_seq_length, sentence_embedding=sentence_embedding)
+    parent = os.path.dirname(output_dir)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    try:
+        tf.saved_model.save(module, staging, signatures=module.signatures())
+        if os.path.exists(output_dir):
+            shutil.rmtree(output_dir)
+        os.rename(staging, output_dir)
+    finally:
+        if os.path.exists(staging):
+            shutil.rmtree(staging)
+    return output_dir
+
+
+def resolve_checkpoint(checkpoint):
+    """A checkpoint prefix (`.../ckpt-6`) as given, or the latest checkpoint of a model_dir.
+
+    Raises:
+        ExportError: nothing that looks like a checkpoint at that path.
+    """
+    checkpoint = os.fspath(checkpoint)
+    if os.path.isdir(checkpoint):
+        latest = tf.train.latest_checkpoint(checkpoint)
+        if latest is None:
+            raise ExportError(f"{checkpoint} holds no checkpoint (no `checkpoint` state file with a ckpt-N entry).")
+        return latest
+    if tf.io.gfile.exists(checkpoint + ".index"):
+        return checkpoint
+    raise ExportError(f"{checkpoint} is neither a checkpoint prefix (no {checkpoint}.index) nor a model_dir.")
+
+
+def default_gin_files(checkpoint):
+    """[<model_dir>/operative_config.gin] for a checkpoint inside a trainer model_dir, else []."""
+    checkpoint = os.fspath(checkpoint)
+    model_dir = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
+    path = os.path.join(model_dir, OPERATIVE_CONFIG)
+    return [path] if os.path.exists(path) else []
+
+
+def _query(name, default):
+    try:
+        return gin.query_parameter(name)
+    except ValueError:
+        return default
+
+
+def load_from_checkpoint(checkpoint, gin_files=None, gin_params=()):
+    """Rebuilds the pretraining model from gin and restores its weights from a trainer checkpoint.
+
+    Args:
+        checkpoint: a checkpoint prefix or a model_dir (its latest checkpoint).
+        gin_files: gin files describing the model (a path or a name under gin/); None uses
+            `<model_dir>/operative_config.gin`.
+        gin_params: extra gin bindings.
+
+    Returns:
+        (model, tokenizer): the built model with the checkpoint's weights (optimizer and data state are
+        ignored) and the tokenizer bound by `pretrain.tokenizer_kind` / `pretrain.vocab_path` (None = the
+        objective's default kind and the embedded vocabulary).
+
+    Raises:
+        ExportError: no gin file, no checkpoint, or a checkpoint that does not fit the configured model.
+    """
+    from plm_tf.data import pipelines
+    from plm_tf.gin_config import parse_gin
+    from plm_tf.models.builders import build_pretraining_model
+
+    path = resolve_checkpoint(checkpoint)
+    if gin_files is None:
+        gin_files = default_gin_files(checkpoint)
+        if not gin_files:
+            raise ExportError(f"No --gin_file given and no {OPERATIVE_CONFIG} beside {checkpoint}.")
+    parse_gin(gin_files, list(gin_params), finalize=False)
+    model = build_pretraining_model()
+    objective = "electra" if not hasattr(model, "objective") else model.objective
+    kind = _query("pretrain.tokenizer_kind", None) or pipelines.DEFAULT_TOKENIZER[objective]
+    tokenizer = pipelines.load_tokenizer(kind, _query("pretrain.vocab_path", None))
+    if _query("encoder_config.vocab_size", None) is None:
+        with gin.unlock_config():
+            gin.bind_parameter("encoder_config.vocab_size", tokenizer.vocab_size)
+        model = build_pretraining_model()
+    model.build()
+    restore_model_weights(model, path)
+    return model, tokenizer
+
+
+def restore_model_weights(model, path):
+    """Restores every weight of `model` from the trainer checkpoint `path` (optimizer and data state ignored).
+
+    The model's own object path (`model/discriminator/layer_0/...`) is used when the checkpoint has it for every
+    variable. Checkpoints written before the encoder tracked its blocks as attributes hold the block weights
+    only under the optimizer (`optimizer/_trainable_variables/<i>`, i = the index in
+    `model.trainable_variables`); those are restored by that index after checking every shape.
+
+    Raises:
+        ExportError: the checkpoint does not fit the model.
+    """
+    try:
+        tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
+        return
+    except AssertionError:
+        pass
+    except (ValueError, tf.errors.OpError) as error:
+        raise ExportError(f"{path} does not fit the configured model: {_first_line(error)}") from None
+    saved = dict(tf.train.list_variables(path))
+    listed = _optimizer_variable_keys(path)
+    trainable = model.trainable_variables
+    problems = []
+    for i, variable in enumerate(trainable):
+        shape = saved.get(listed.get(i))
+        if shape is None or list(shape) != list(variable.shape):
+            problems.append(f"{variable.path} {list(variable.shape)} (checkpoint: {shape})")
+    if len(listed) != len(trainable):
+        problems.append(f"the checkpoint's optimizer tracks {len(listed)} variables, the model has {len(trainable)}")
+    if model.non_trainable_variables:
+        problems.append(f"{len(model.non_trainable_variables)} non-trainable variables have no optimizer entry")
+    if problems:
+        raise ExportError(f"{path} does not fit the configured model: " + "; ".join(problems[:5]))
+    shadow = tf.__internal__.tracking.AutoTrackable()
+    shadow._trainable_variables = list(trainable)
+    tf.train.Checkpoint(model=model, optimizer=shadow).restore(path).expect_partial()
+
+
+def _optimizer_variable_keys(path):
+    """{i: checkpoint key of the value of optimizer/_trainable_variables/i} from the checkpoint's object graph."""
+    from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(tf.train.load_checkpoint(path).get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+
+    def child(node_id, name):
+        for ref in graph.nodes[node_id].children:
+            if ref.local_name == name:
+                return ref.node_id
+        return None
+
+    optimizer = child(0, "optimizer")
+    listed = child(optimizer, "_trainable_variables") if optimizer is not None else None
+    if listed is None:
+        return {}
+    keys = {}
+    for ref in graph.nodes[listed].children:
+        attributes = graph.nodes[ref.node_id].attributes
+        if ref.local_name.isdigit() and attributes:
+            keys[int(ref.local_name)] = attributes[0].checkpoint_key
+    return keys
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -24,7 +24,8 @@ VOCAB_SIZE = 8000
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", default=DEFAULT_SOURCE, help="austen.txt.gz from shared/data/corpora")
     parser.add_argument("--vocab_size", type=int, default=VOCAB_SIZE)
     args = parser.parse_args(argv)

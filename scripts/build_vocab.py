@@ -116,7 +116,8 @@ def build_vocab(kind, inputs, vocab_size, output):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kind", required=True, choices=KINDS)
     parser.add_argument("--input", required=True, help="comma-separated corpus files (plain or .gz)")
     parser.add_argument("--vocab_size", required=True, type=int)

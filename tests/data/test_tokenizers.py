@@ -6,12 +6,15 @@ FullTokenizer) and hand-checked tokens; SentencePiece vs the `sentencepiece` lib
 text. Shared-corpus tests skip when ../shared/data is absent.
 """
 import gzip
+import importlib
 import importlib.util
 import json
 import os
 import pathlib
 import shutil
+import sys
 import tempfile
+from unittest import mock
 
 import tensorflow as tf
 
@@ -32,8 +35,6 @@ def _optional_import(name):
     except ImportError:
         return None
 
-
-import importlib  # noqa: E402
 
 hf_tokenizers = _optional_import("tokenizers")
 
@@ -199,6 +200,13 @@ class SentencePieceTest(tf.test.TestCase):
     def test_shared_corpora(self):
         for name in CORPORA:
             self._check(_corpus_lines(name, 1000))
+
+    def test_detokenize(self):
+        tok = _default("sentencepiece")
+        ids = tok.tokenize(["Pride and  Prejudice", "Emma"])
+        self.assertEqual(tok.detokenize(ids).numpy().tolist(), [b"pride and prejudice", b"emma"])
+        padded = ids.to_tensor(default_value=tok.pad_id)
+        self.assertEqual(tok.detokenize(padded).numpy().tolist(), [b"pride and prejudice", b"emma"])
 
     def test_lowercases_like_albert(self):
         tok = _default("sentencepiece")
@@ -472,6 +480,9 @@ class BuildVocabTest(tf.test.TestCase):
                 build_vocab.build_vocab("wordpiece", [empty], 1000, os.path.join(tmp, "v.txt"))
             with self.assertRaisesRegex(build_vocab.BuildVocabError, "unknown --kind"):
                 build_vocab.build_vocab("bytes", [empty], 1000, os.path.join(tmp, "v.txt"))
+            with mock.patch.dict(sys.modules, {"tokenizers": None}):  # `import tokenizers` fails
+                with self.assertRaisesRegex(build_vocab.BuildVocabError, "pip install 'tokenizers"):
+                    build_vocab.build_vocab("bpe", [self._tiny_corpus(tmp)], 1000, os.path.join(tmp, "bpe"))
 
 
 class AssetsTest(tf.test.TestCase):

@@ -48,7 +48,8 @@ def load_tokenizer(kind, vocab_path, lower_case=None):
     if kind == "sentencepiece":
         return SentencePieceTokenizer(vocab_path, lower_case=True if lower_case is None else lower_case)
     if lower_case:
-        raise TokenizerError("the byte-level BPE tokenizer is case-sensitive; lower_case must be None or False")
+        raise TokenizerError(
+            "the byte-level BPE tokenizer is case-sensitive; lower_case must be None or False")
     return ByteLevelBPETokenizer(vocab_path)
 
 

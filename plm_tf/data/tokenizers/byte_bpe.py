@@ -13,8 +13,8 @@ add_prefix_space=False) with graph ops only:
    space) are then split by the pattern's first seven alternatives, which never cross whitespace.
    `\\s` is Unicode White_Space as in Oniguruma/regex (tab..CR, U+0085, \\p{Z}), not RE2's ASCII `\\s`.
 2. Each pre-token's UTF-8 bytes are mapped to printable characters (`bytes_to_unicode`).
-3. BPE merges: all distinct words of the batch at once inside `tf.while_loop`; each step merges, in every word,
-   the adjacent pair with the lowest rank (a StaticHashTable over merges.txt), all its non-overlapping
+3. BPE merges: all distinct words of the batch at once inside `tf.while_loop`; each step merges, in
+   every word, the adjacent pair with the lowest rank (a StaticHashTable over merges.txt), all its non-overlapping
    occurrences left to right, as GPT-2's `bpe()`. It stops when no word has a mergeable pair.
 4. Symbols -> ids through the vocab.json table.
 """
@@ -34,7 +34,8 @@ _NO_RANK = tf.int64.max
 
 def bytes_to_unicode():
     """GPT-2's reversible byte -> printable unicode character map (openai/gpt-2 encoder.py)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    bs = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+          + list(range(ord("®"), ord("ÿ") + 1)))
     cs = bs[:]
     n = 0
     for b in range(256):

@@ -102,7 +102,8 @@ class SentencePieceTokenizer(common.Tokenizer):
     def __init__(self, model_path, lower_case=True, name=None):
         super().__init__(name=name)
         model, pieces = read_sentencepiece_model(model_path)
-        ids = common.require_specials({p: i for i, p in enumerate(pieces)}, SENTENCEPIECE_SPECIALS, model_path)
+        piece_ids = {p: i for i, p in enumerate(pieces)}
+        ids = common.require_specials(piece_ids, SENTENCEPIECE_SPECIALS, model_path)
         self.vocab_path = str(model_path)
         self.lower_case = bool(lower_case)
         self.vocab_asset = tf.saved_model.Asset(self.vocab_path)

@@ -14,9 +14,13 @@ add_prefix_space=False) with graph ops only:
    `\\s` is Unicode White_Space as in Oniguruma/regex (tab..CR, U+0085, \\p{Z}), not RE2's ASCII `\\s`.
 2. Each pre-token's UTF-8 bytes are mapped to printable characters (`bytes_to_unicode`).
 3. BPE merges: all distinct words of the batch at once inside `tf.while_loop`; each step merges, in
-   every word, the adjacent pair with the lowest rank (a StaticHashTable over merges.txt), all its non-overlapping
-   occurrences left to right, as GPT-2's `bpe()`. It stops when no word has a mergeable pair.
+   every word, the adjacent pair with the lowest rank (a StaticHashTable over merges.txt), all its
+   non-overlapping occurrences left to right, as GPT-2's `bpe()`. It stops when no word can merge.
 4. Symbols -> ids through the vocab.json table.
+
+Known difference: RE2's Unicode tables predate Unicode 16, so the few letters it added (e.g. U+1C89,
+U+A7CB) are not \p{L} here and split differently from `tokenizers` (tests/data/test_tokenizers.py
+checks every code point below U+3000 and lists the exceptions).
 """
 import json
 import os

@@ -139,6 +139,11 @@ class TransformerEncoder(keras.Model):
                 dtype=self.dtype_policy, name="embedding_projection",
             )
         self.blocks, self.block_schedule = self._make_blocks()
+        # tf.train.Checkpoint does not follow Keras' tracked lists, so a block reachable only through
+        # `self.blocks` would be missing from every checkpoint. One attribute per block (named like the
+        # block: layer_3, group_0_inner_1) makes each a direct dependency; Keras still counts each once.
+        for block in self.blocks:
+            setattr(self, block.name, block)
         self.pooler = None
         if use_pooler:
             self.pooler = keras.layers.Dense(

@@ -70,6 +70,15 @@ class Tokenizer(tf.Module):
       vocab_size: int, number of ids (max id + 1).
       pad_id, unk_id, cls_id, sep_id, mask_id: ints, looked up by token string in the vocabulary.
       special_ids: sorted list of the ids above (never masked, never drawn as random replacements).
+      vocab_path: str, the vocabulary it was loaded from (a directory for BPE).
+
+    Ids passed to `id_to_token`, `is_special`, `word_start` and `detokenize` must lie in
+    [0, vocab_size).
+
+    Example:
+      >>> tok = load_tokenizer("bpe", plm_tf.data.assets.default_vocab_path("bpe"))
+      >>> ids = tok.tokenize(tf.constant(["It is a truth"]))     # RaggedTensor int32 [1, None]
+      >>> tok.word_start(ids), tok.id_to_token(ids), tok.detokenize(ids)
     """
 
     kind = None

@@ -44,14 +44,14 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 """
 
-# Trains a linear model with each optimizer for 3 updates (2 accumulated micro-batches each, global-norm
-# clipping active) on one device and on MirroredStrategy over 2 logical CPUs, with per-replica losses
+# Trains a linear model with each optimizer (and AdamW inside a LossScaleOptimizer) for 3 updates
+# (2 accumulated micro-batches each, global-norm clipping active) on one device and on MirroredStrategy over 2 logical CPUs, with per-replica losses
 # divided by the global batch as the train loop does; prints the largest weight difference per optimizer.
 MIRRORED_MATCHES_ONE_DEVICE = TWO_CPU_SETUP + """
 import json
 import numpy as np
 import keras
-from plm_tf.training import distribution, optimizers, schedules
+from plm_tf.training import distribution, optimizers, precision, schedules
 
 rng = np.random.default_rng(0)
 STEPS, ACCUMULATION, GLOBAL = 3, 2, 8
@@ -59,13 +59,15 @@ x = rng.normal(size=(STEPS * ACCUMULATION * GLOBAL, 5)).astype(np.float32)
 y = rng.normal(size=(STEPS * ACCUMULATION * GLOBAL, 2)).astype(np.float32)
 init = rng.normal(size=(5, 2)).astype(np.float32)
 
-def train(strategy, name):
+def train(strategy, name, loss_scaling=False):
     with strategy.scope():
         kernel = keras.Variable(init, name="kernel")
         bias = keras.Variable(np.zeros(2, np.float32), name="bias")
         schedule = schedules.WarmupLinearDecay(0.05, num_train_steps=10, num_warmup_steps=1)
         opt = optimizers.create_optimizer(name, learning_rate=schedule, clip_norm=0.3,
                                           gradient_accumulation_steps=ACCUMULATION)
+        if loss_scaling:  # the float16 path: LossScaleOptimizer around ours, loss scaled in the step
+            opt = precision.wrap_optimizer(opt, "mixed_float16")
         opt.build([kernel, bias])
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(GLOBAL)
     dist = strategy.experimental_distribute_dataset(data)
@@ -75,14 +77,13 @@ def train(strategy, name):
         def replica_fn(xb, yb):
             with tf.GradientTape() as tape:
                 per_example = tf.reduce_sum(tf.square(xb @ kernel + bias - yb), axis=-1)
-                loss = tf.reduce_sum(per_example) / GLOBAL
-            grads = tape.gradient(loss, [kernel, bias])
-            opt.apply_gradients(zip(grads, [kernel, bias]))
+                loss = precision.scale_loss(opt, tf.reduce_sum(per_example) / GLOBAL)
+            precision.minimize(opt, tape, loss, [kernel, bias])
         strategy.run(replica_fn, args=batch)
 
     for batch in dist:
         step(batch)
-    assert int(opt.iterations) == STEPS, int(opt.iterations)
+    assert int(opt.iterations.numpy()) == STEPS, opt.iterations
     return np.concatenate([kernel.numpy().ravel(), bias.numpy().ravel()])
 
 mirrored = distribution.create_strategy("mirrored")
@@ -92,6 +93,10 @@ for name in ("adamw", "lamb", "adam_fairseq"):
     two = train(mirrored, name)
     result[name] = float(np.max(np.abs(one - two)))
     result[name + "_moved"] = float(np.max(np.abs(one[:10] - init.ravel())))
+one = train(distribution.create_strategy("default"), "adamw", loss_scaling=True)
+two = train(mirrored, "adamw", loss_scaling=True)
+result["adamw_loss_scaled"] = float(np.max(np.abs(one - two)))
+result["adamw_loss_scaled_moved"] = float(np.max(np.abs(one[:10] - init.ravel())))
 print(json.dumps(result))
 """
 
@@ -180,7 +185,7 @@ class TwoDeviceTest(tf.test.TestCase):
     def test_mirrored_on_two_logical_cpus_matches_one_device(self):
         result = json.loads(run_python(MIRRORED_MATCHES_ONE_DEVICE))
         self.assertEqual(result["replicas"], 2)
-        for name in ("adamw", "lamb", "adam_fairseq"):
+        for name in ("adamw", "lamb", "adam_fairseq", "adamw_loss_scaled"):
             self.assertLess(result[name], 1e-6, msg=name)
             self.assertGreater(result[name + "_moved"], 1e-3, msg=name)
 

@@ -95,6 +95,29 @@ class ScheduleTest(tf.test.TestCase):
             self.assertEqual(clone.get_config(), schedule.get_config())
             self.assertAllClose(float(clone(321)), float(schedule(321)))
 
+    def test_gin_builds_schedule_for_the_optimizer_factory(self):
+        import gin
+
+        from plm_tf.training import optimizers
+
+        gin.clear_config()
+        try:
+            gin.parse_config(
+                [
+                    "create_optimizer.name = 'adamw'",
+                    "create_optimizer.learning_rate = @WarmupPolynomialDecayProduct()",
+                    "WarmupPolynomialDecayProduct.peak_learning_rate = 5e-4",
+                    "WarmupPolynomialDecayProduct.num_train_steps = 1000",
+                    "WarmupPolynomialDecayProduct.num_warmup_steps = 100",
+                ]
+            )
+            optimizer = optimizers.create_optimizer()
+        finally:
+            gin.clear_config()
+        self.assertIsInstance(optimizer.learning_rate, tf.Tensor)
+        self.assertAllClose(float(optimizer.learning_rate), 0.0)  # step 0 of the product form
+        self.assertAllClose(float(optimizer._learning_rate(50)), 5e-4 * 0.95 * 0.5)
+
 
 if __name__ == "__main__":
     tf.test.main()

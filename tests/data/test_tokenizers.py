@@ -488,9 +488,11 @@ class BuildVocabTest(tf.test.TestCase):
 class AssetsTest(tf.test.TestCase):
 
     def test_paths_inside_package(self):
-        root = os.path.dirname(os.path.abspath(tk.__file__))
+        import plm_tf
+
+        package = os.path.dirname(os.path.abspath(plm_tf.__file__))
+        self.assertEqual(assets.default_corpus_path(), os.path.join(package, "assets", "corpus.txt.gz"))
         self.assertTrue(os.path.isfile(assets.default_corpus_path()))
-        self.assertTrue(assets.default_corpus_path().startswith(os.path.dirname(os.path.dirname(root))))
         self.assertTrue(os.path.isfile(assets.default_vocab_path("wordpiece")))
         self.assertTrue(os.path.isfile(assets.default_vocab_path("sentencepiece")))
         self.assertTrue(os.path.isfile(os.path.join(assets.default_vocab_path("bpe"), "merges.txt")))

@@ -368,6 +368,10 @@ class BadInputTest(tf.test.TestCase):
                 f.write("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\nthe\n")
             with self.assertRaisesRegex(tk.TokenizerError, "lists 'the' twice"):
                 tk.load_tokenizer("wordpiece", path)
+            with open(path, "wb") as f:
+                f.write(b"[PAD]\n\xff\xfe\n")
+            with self.assertRaisesRegex(tk.TokenizerError, "is not a UTF-8 text file"):
+                tk.load_tokenizer("wordpiece", path)
 
     def _bpe_dir(self, tmp, vocab=None, merges=None):
         src = assets.default_vocab_path("bpe")

@@ -12,6 +12,7 @@ import sys
 import textwrap
 from unittest import mock
 
+import pytest
 import tensorflow as tf
 
 from plm_tf.training import distribution
@@ -98,6 +99,46 @@ two = train(mirrored, "adamw", loss_scaling=True)
 result["adamw_loss_scaled"] = float(np.max(np.abs(one - two)))
 result["adamw_loss_scaled_moved"] = float(np.max(np.abs(one[:10] - init.ravel())))
 print(json.dumps(result))
+"""
+
+
+# One worker of a 2-process MultiWorkerMirroredStrategy run (or the single-device baseline): LAMB with
+# accumulation and clipping, each worker reading its shard of every global batch; prints the final weights.
+MULTI_WORKER_WORKER = """
+import json, sys
+import numpy as np
+import keras
+import tensorflow as tf
+from plm_tf.training import distribution, optimizers, schedules
+
+strategy = distribution.create_strategy(sys.argv[1])
+rng = np.random.default_rng(0)
+GLOBAL, ACCUMULATION, STEPS = 8, 2, 3
+x = rng.normal(size=(STEPS * ACCUMULATION * GLOBAL, 5)).astype(np.float32)
+y = rng.normal(size=(STEPS * ACCUMULATION * GLOBAL, 2)).astype(np.float32)
+init = rng.normal(size=(5, 2)).astype(np.float32)
+with strategy.scope():
+    kernel = keras.Variable(init, name="kernel")
+    bias = keras.Variable(np.zeros(2, np.float32), name="bias")
+    opt = optimizers.create_optimizer("lamb", learning_rate=schedules.WarmupLinearDecay(0.05, 10, 1),
+                                      clip_norm=0.3, gradient_accumulation_steps=ACCUMULATION)
+    opt.build([kernel, bias])
+options = tf.data.Options()
+options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+data = tf.data.Dataset.from_tensor_slices((x, y)).batch(GLOBAL).with_options(options)
+
+@tf.function
+def step(batch):
+    def replica_fn(xb, yb):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.square(xb @ kernel + bias - yb)) / GLOBAL
+        grads = tape.gradient(loss, [kernel, bias])
+        opt.apply_gradients(zip(grads, [kernel, bias]))
+    strategy.run(replica_fn, args=batch)
+
+for batch in strategy.experimental_distribute_dataset(data):
+    step(batch)
+print(json.dumps([strategy.num_replicas_in_sync] + kernel.numpy().ravel().tolist() + bias.numpy().ravel().tolist()))
 """
 
 
@@ -199,6 +240,37 @@ class TwoDeviceTest(tf.test.TestCase):
         """
         line = run_python(code, {"TF_CONFIG": json.dumps(tf_config)})
         self.assertEqual(line, "True 1")
+
+    @pytest.mark.slow
+    def test_two_worker_run_matches_one_device(self):
+        """2 processes on 127.0.0.1: both workers end with the single-device weights."""
+        script = os.path.join(self.get_temp_dir(), "worker.py")
+        with open(script, "w") as f:
+            f.write(MULTI_WORKER_WORKER)
+        cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
+        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
+        workers = []
+        try:
+            for index in range(2):
+                tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+                workers.append(subprocess.Popen(
+                    [sys.executable, script, "multi_worker_mirrored"], cwd=REPO_ROOT,
+                    env=dict(env, TF_CONFIG=tf_config), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    text=True,
+                ))
+            outputs = [w.communicate(timeout=TIMEOUT_SECONDS) for w in workers]
+        finally:
+            for w in workers:
+                if w.poll() is None:
+                    w.kill()
+        for w, (_, err) in zip(workers, outputs):
+            self.assertEqual(w.returncode, 0, msg=err[-3000:])
+        results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+        single = json.loads(run_python(f"import sys; sys.argv = ['', 'default']; exec(open({script!r}).read())"))
+        self.assertEqual([r[0] for r in results], [2, 2])
+        self.assertEqual(single[0], 1)
+        self.assertAllEqual(results[0], results[1])
+        self.assertAllClose(results[0][1:], single[1:], rtol=1e-6, atol=1e-7)
 
 
 if __name__ == "__main__":

@@ -103,23 +103,33 @@ def restore_encoder(init_checkpoint):
     from plm_tf.data import pipelines
     from plm_tf.models.builders import build_pretraining_model
     from plm_tf.models.configs import encoder_config
+    from plm_tf.training import precision
+    from plm_tf.training.optimizers import create_optimizer
 
     prefix, run_dir = resolve_checkpoint(init_checkpoint)
     operative = os.path.join(run_dir, "operative_config.gin")
     if not tf.io.gfile.exists(operative):
         raise CheckpointError(f"{operative} is missing: it gives the encoder configuration of {prefix}.")
     parse_gin([operative], finalize=False)
-    objective = gin.query_parameter("pretrain.objective")
+    objective = _query_or_none("pretrain.objective")
+    if objective is None:
+        raise CheckpointError(f"{operative} binds no pretrain.objective; is it a `python -m plm_tf.train` run?")
     tokenizer_kind = _query_or_none("pretrain.tokenizer_kind") or pipelines.DEFAULT_TOKENIZER[objective]
     vocab_path = _query_or_none("pretrain.vocab_path")
     config = encoder_config()
     model = build_pretraining_model(objective=objective)
     model.build()
-    status = tf.train.Checkpoint(model=model).restore(prefix).expect_partial()
+    # The optimizer is restored too: it lists every trainable variable (`optimizer/_trainable_variables/i`),
+    # which reaches the weights even in checkpoints whose model object graph does not (transformer blocks
+    # were only reachable through a Keras list before `TransformerEncoder` set one attribute per block).
+    optimizer = precision.wrap_optimizer(create_optimizer(), policy=_query_or_none("pretrain.precision_policy"))
+    optimizer.build(model.trainable_variables)
+    status = tf.train.Checkpoint(model=model, optimizer=optimizer).restore(prefix).expect_partial()
     try:
         status.assert_existing_objects_matched()
     except AssertionError as error:
-        raise CheckpointError(f"{prefix} does not match the model of {operative}: {error}") from None
+        message = str(error).splitlines()[0][:500]
+        raise CheckpointError(f"{prefix} does not match the model of {operative}: {message}") from None
     encoder = model.discriminator if objective == "electra" else model.encoder
     info = {"checkpoint": prefix, "objective": objective, "tokenizer_kind": tokenizer_kind,
             "vocab_path": vocab_path, "encoder_config": dict(config, use_pooler=encoder.pooler is not None)}
@@ -128,10 +138,14 @@ def restore_encoder(init_checkpoint):
 
 
 def _query_or_none(name):
+    """A bound gin value (macros such as %OBJECTIVE evaluated), or None when unbound."""
     try:
-        return gin.query_parameter(name)
+        value = gin.query_parameter(name)
     except ValueError:
         return None
+    if isinstance(value, gin.config.ConfigurableReference):
+        value = value.scoped_configurable_fn()
+    return value
 
 
 def new_encoder(config):

@@ -1,0 +1,98 @@
+"""A fine-tuned classifier as a SavedModel that takes raw text.
+
+The tokenizer (a `tf.Module` with its vocabulary tables) and `features.encode_texts` run inside the graph, so
+serving packs text exactly as training did. Clients only need `import tensorflow_text` before loading (the
+tokenizers use tf-text ops):
+
+    import tensorflow as tf, tensorflow_text  # noqa: F401
+    served = tf.saved_model.load(export_dir)
+    served.signatures["serving_default"](text=tf.constant(["..."]))                       # single-text task
+    served.signatures["serving_default"](text_a=tf.constant(["..."]), text_b=tf.constant(["..."]))  # pairs
+
+Outputs of `serving_default` (B = batch):
+    classification: logits float32 [B, C], probabilities float32 [B, C], label_id int32 [B],
+                    label string [B] (the task's label names, e.g. "0"/"1" or "True"/"False"/"Neither")
+    regression:     score float32 [B]
+The exported module also keeps `label_names` (string [C]; empty for regression) and `seq_len` as attributes.
+
+(`plm_tf.export` serves pretraining models — encoders, ELECTRA's replaced-token detector, masked LM — and has
+no classifier head, so the fine-tuned classifier is exported here.)
+"""
+import json
+import os
+
+import tensorflow as tf
+
+from plm_tf.finetuning import features as features_lib
+from plm_tf.finetuning import model as model_lib
+
+
+class ClassifierServingModule(tf.Module):
+    """Raw text → the fine-tuned classifier's outputs (see module docstring).
+
+    Args:
+        model: a built `ClassifierModel`.
+        tokenizer: the tokenizer the model was fine-tuned with.
+        label_names: class names (strings) in logit order; None for regression.
+        seq_len: tokens per example, as in fine-tuning.
+        is_pair: whether the task has two texts.
+    """
+
+    def __init__(self, model, tokenizer, label_names, seq_len, is_pair, name="classifier_serving"):
+        super().__init__(name=name)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.seq_len = seq_len
+        self.is_pair = is_pair
+        self.is_regression = label_names is None
+        self.label_names = tf.constant(list(label_names or []), tf.string)
+        text = tf.TensorSpec([None], tf.string)
+        if is_pair:
+            self.serving_default = tf.function(self._classify_pairs, input_signature=[text, text])
+        else:
+            self.serving_default = tf.function(self._classify, input_signature=[text])
+
+    def _outputs(self, features):
+        logits = tf.cast(self.model(features, training=False), tf.float32)
+        if self.is_regression:
+            return {"score": logits[:, 0]}
+        label_id = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        return {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1), "label_id": label_id,
+                "label": tf.gather(self.label_names, label_id)}
+
+    def _classify(self, text):
+        return self._outputs(features_lib.encode_texts(self.tokenizer, text, None, self.seq_len))
+
+    def _classify_pairs(self, text_a, text_b):
+        return self._outputs(features_lib.encode_texts(self.tokenizer, text_a, text_b, self.seq_len))
+
+
+def export_classifier(model, tokenizer, label_names, seq_len, is_pair, export_dir):
+    """Writes the SavedModel; returns `export_dir`."""
+    module = ClassifierServingModule(model, tokenizer, label_names, seq_len, is_pair)
+    tf.saved_model.save(module, export_dir, signatures={"serving_default": module.serving_default})
+    return export_dir
+
+
+def load_finetuned(model_dir):
+    """(ClassifierModel with the best epoch's weights, tokenizer, task.json dict) of a fine-tuning run."""
+    from plm_tf.data import pipelines
+
+    with tf.io.gfile.GFile(os.path.join(model_dir, "task.json")) as f:
+        info = json.load(f)
+    best = tf.train.latest_checkpoint(os.path.join(model_dir, "best"))
+    if best is None:
+        raise model_lib.CheckpointError(f"{model_dir}/best holds no checkpoint; run the fine-tuning first.")
+    encoder = model_lib.new_encoder(info["encoder_config"])
+    model = model_lib.ClassifierModel(encoder, info["num_classes"], dropout_rate=info["dropout_rate"],
+                                      name="classifier")
+    model.build()
+    tf.train.Checkpoint(model=model).restore(best).assert_existing_objects_matched().expect_partial()
+    tokenizer = pipelines.load_tokenizer(info["tokenizer_kind"], info["vocab_path"])
+    return model, tokenizer, info
+
+
+def export_from_model_dir(model_dir, export_dir):
+    """Exports the best classifier of a `python -m plm_tf.finetune` run (its model_dir)."""
+    model, tokenizer, info = load_finetuned(model_dir)
+    return export_classifier(model, tokenizer, info["label_names"], info["seq_len"], info["is_pair"], export_dir)

@@ -1,0 +1,355 @@
+"""What every converter shares: the error type, name maps as `Slot`s, building the plm_tf model, and the
+converted checkpoint's layout on disk.
+
+A name map is a list of `Slot`s, one per plm_tf variable: the external tensor name(s) and whether the tensor is
+stored transposed (PyTorch `nn.Linear` weights are [out, in], Keras kernels [in, out]). The same list serves
+both directions, so import and export cannot drift apart. A slot may list several names for one tensor: the
+first is written on export; on import any present one is read and every other present one (a tied copy, e.g.
+`cls.predictions.decoder.weight` next to the word table) must hold the same values.
+
+A converted plm_tf model directory holds:
+
+    ckpt.index, ckpt.data-*   tf.train.Checkpoint(model=<model>, encoder=<its encoder>)
+    checkpoint                the state file, so tf.train.latest_checkpoint(DIR) finds `ckpt`
+    model.gin                 encoder_config bindings, the objective and (ELECTRA) the generator size
+    vocab.txt | spiece.model | vocab.json + merges.txt   copied from the source when present
+
+`model` is what the gin file builds: a `MaskedLMPretrainer` / `ElectraPretrainer` (restore into the trainer's
+model with `tf.train.Checkpoint(model=model).restore(path).expect_partial()`), or a bare `TransformerEncoder`
+when the source had no pretraining heads (then model.gin binds no objective). `encoder` is always the encoder
+to fine-tune (ELECTRA: the discriminator). An ELECTRA discriminator converted without its generator is saved
+as `model.discriminator` and `model.discriminator_head` only; restoring it into an `ElectraPretrainer` leaves the
+generator at its initialisation.
+"""
+import dataclasses
+import os
+import shutil
+
+import numpy as np
+
+FAMILIES = ("bert", "roberta", "albert", "electra")
+CHECKPOINT_NAME = "ckpt"
+GIN_NAME = "model.gin"
+VOCAB_FILES = ("vocab.txt", "spiece.model", "sentencepiece.bpe.model", "vocab.json", "merges.txt")
+_TOKENIZER_KIND = {"bert": "wordpiece", "electra": "wordpiece", "albert": "sentencepiece", "roberta": "bpe"}
+
+
+class ConversionError(ValueError):
+    """A checkpoint that cannot be converted; the message names the tensor or setting and says why."""
+
+
+def check_model_type(model_type):
+    if model_type not in FAMILIES:
+        raise ConversionError(f"Unknown model type {model_type!r}; expected one of {', '.join(FAMILIES)}.")
+
+
+@dataclasses.dataclass
+class Slot:
+    """One plm_tf variable and the external tensor name(s) it corresponds to.
+
+    Attributes:
+        names: external names; names[0] is written on export, any is accepted on import (tied copies).
+        variable: the Keras variable.
+        transpose: the external tensor is the transpose of the variable (a 2-D kernel).
+    """
+
+    names: tuple
+    variable: object
+    transpose: bool = False
+
+    def external_shape(self):
+        shape = tuple(self.variable.shape)
+        return shape[::-1] if self.transpose else shape
+
+
+def load_slots(slots, tensors, source):
+    """Assigns every slot from `tensors` (name → array); returns the set of names used.
+
+    Raises:
+        ConversionError: a missing tensor, a shape that does not match the configuration, or tied copies
+            that differ.
+    """
+    used = set()
+    for slot in slots:
+        present = [name for name in slot.names if name in tensors]
+        expected = slot.external_shape()
+        if not present:
+            raise ConversionError(
+                f"{source}: missing tensor {slot.names[0]!r} (expected shape {list(expected)} for plm_tf "
+                f"variable {slot.variable.path})."
+            )
+        name = present[0]
+        value = np.asarray(tensors[name])
+        if value.shape != expected:
+            raise ConversionError(
+                f"{source}: tensor {name!r} has shape {list(value.shape)}, but the configuration implies "
+                f"{list(expected)} (plm_tf variable {slot.variable.path})."
+            )
+        for other in present[1:]:
+            other_value = np.asarray(tensors[other])
+            if other_value.shape != value.shape or not np.array_equal(other_value, value):
+                raise ConversionError(
+                    f"{source}: tensor {other!r} should be tied to {name!r} (plm_tf shares one variable, "
+                    f"{slot.variable.path}), but their values differ."
+                )
+        if slot.transpose:
+            value = value.T
+        slot.variable.assign(value.astype(slot.variable.dtype))
+        used.update(present)
+    return used
+
+
+def check_all_used(tensors, used, source, ignore=lambda name: False):
+    """Raises ConversionError naming the first tensor that no slot consumed (and not ignorable)."""
+    extra = sorted(name for name in tensors if name not in used and not ignore(name))
+    if extra:
+        more = f" (and {len(extra) - 1} more: {', '.join(extra[1:6])}{', ...' if len(extra) > 6 else ''})"
+        raise ConversionError(
+            f"{source}: unexpected tensor {extra[0]!r}{more if len(extra) > 1 else ''}; it has no place in the "
+            f"plm_tf model this checkpoint was recognised as."
+        )
+
+
+def export_slots(slots):
+    """name → float32 C-contiguous array, for every slot (its first name)."""
+    out = {}
+    for slot in slots:
+        value = np.asarray(slot.variable.numpy(), dtype=np.float32)
+        out[slot.names[0]] = np.ascontiguousarray(value.T if slot.transpose else value)
+    return out
+
+
+@dataclasses.dataclass
+class ModelSpec:
+    """Which plm_tf model a checkpoint holds.
+
+    Attributes:
+        model_type: one of FAMILIES.
+        encoder_config: `TransformerEncoder` keyword arguments (ELECTRA pretraining: the discriminator's).
+        objective: None for a bare encoder, else one of plm_tf.models.OBJECTIVES.
+        generator_hidden_fraction: ELECTRA generator width / discriminator width.
+        tie_embeddings: ELECTRA generator and discriminator share the embedding block.
+        has_generator: ELECTRA pretraining only: the generator's weights are part of the checkpoint.
+    """
+
+    model_type: str
+    encoder_config: dict
+    objective: object = None
+    generator_hidden_fraction: float = 0.25
+    tie_embeddings: bool = True
+    has_generator: bool = True
+
+
+def build_model(spec):
+    """The built (variables created) plm_tf model described by `spec`."""
+    from plm_tf.models.encoder import TransformerEncoder
+    from plm_tf.models.pretraining import ElectraPretrainer, MaskedLMPretrainer
+
+    try:
+        if spec.objective is None:
+            model = TransformerEncoder(**spec.encoder_config, name="encoder")
+        elif spec.objective == "electra":
+            model = ElectraPretrainer(
+                spec.encoder_config, generator_hidden_fraction=spec.generator_hidden_fraction,
+                tie_embeddings=spec.tie_embeddings, name="pretraining_model",
+            )
+        else:
+            model = MaskedLMPretrainer(spec.encoder_config, objective=spec.objective, name="pretraining_model")
+    except ValueError as error:
+        raise ConversionError(f"The configuration does not make a plm_tf model: {error}") from None
+    model.build()
+    return model
+
+
+def main_encoder(model, spec):
+    """The encoder to fine-tune: the model itself, its `.encoder`, or ELECTRA's discriminator."""
+    if spec.objective is None:
+        return model
+    return model.discriminator if spec.objective == "electra" else model.encoder
+
+
+def checkpoint_objects(model, spec):
+    """The `model` trackable to save: the whole model, or ELECTRA's discriminator half without a generator."""
+    import tensorflow as tf
+
+    if spec.objective == "electra" and not spec.has_generator:
+        return tf.train.Checkpoint(discriminator=model.discriminator, discriminator_head=model.discriminator_head)
+    return model
+
+
+def write_plm_tf(model, spec, output_dir, source, vocab_dirs=()):
+    """Writes the checkpoint, model.gin and the vocabulary files into `output_dir`; returns the prefix."""
+    import tensorflow as tf
+
+    os.makedirs(output_dir, exist_ok=True)
+    checkpoint = tf.train.Checkpoint(model=checkpoint_objects(model, spec), encoder=main_encoder(model, spec))
+    prefix = checkpoint.write(os.path.join(output_dir, CHECKPOINT_NAME))
+    with open(os.path.join(output_dir, "checkpoint"), "w", encoding="utf-8") as handle:  # the state file
+        handle.write(f'model_checkpoint_path: "{CHECKPOINT_NAME}"\nall_model_checkpoint_paths: "{CHECKPOINT_NAME}"\n')
+    vocab = copy_vocab(vocab_dirs, output_dir)
+    write_gin(os.path.join(output_dir, GIN_NAME), spec, source, vocab, output_dir)
+    return prefix
+
+
+def copy_vocab(source_dirs, output_dir):
+    """Copies the known vocabulary files found in the first of `source_dirs` that has any; returns their names."""
+    for directory in source_dirs:
+        if not directory or not os.path.isdir(directory):
+            continue
+        found = [name for name in VOCAB_FILES if os.path.isfile(os.path.join(directory, name))]
+        if found:
+            os.makedirs(output_dir, exist_ok=True)
+            for name in found:
+                if os.path.abspath(directory) != os.path.abspath(output_dir):
+                    shutil.copyfile(os.path.join(directory, name), os.path.join(output_dir, name))
+            return found
+    return []
+
+
+def _gin_value(value):
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    return repr(value)
+
+
+def write_gin(path, spec, source, vocab, output_dir):
+    """model.gin: the bindings that rebuild exactly the converted model (see the module docstring)."""
+    lines = [
+        f"# plm_tf {spec.model_type} model converted by `python -m plm_tf.convert` from {source}.",
+        f"# Checkpoint: {CHECKPOINT_NAME} in this folder (tf.train.Checkpoint keys `model` and `encoder`).",
+        "# To continue pretraining give a recipe first and this file second, e.g.",
+        f"#   python -m plm_tf.train --gin_file=base/{spec.model_type}.gin --gin_file=<this file> ...",
+        "import plm_tf.models.builders",
+        "",
+    ]
+    if spec.objective is None:
+        lines.append("# A bare encoder (the source had no pretraining heads): TransformerEncoder(**encoder_config()).")
+    else:
+        lines += [f"OBJECTIVE = {spec.objective!r}", "build_pretraining_model.objective = %OBJECTIVE"]
+    for key, value in spec.encoder_config.items():
+        lines.append(f"encoder_config.{key} = {_gin_value(value)}")
+    if spec.objective == "electra":
+        lines.append(f"electra.generator_hidden_fraction = {spec.generator_hidden_fraction!r}")
+        lines.append(f"electra.tie_embeddings = {spec.tie_embeddings}")
+        if not spec.has_generator:
+            lines.append("# The source had no generator: the checkpoint holds the discriminator and its head only.")
+    if vocab:
+        kind = _TOKENIZER_KIND[spec.model_type]
+        vocab_path = os.path.abspath(output_dir)
+        if kind == "wordpiece" and "vocab.txt" in vocab:
+            vocab_path = os.path.join(vocab_path, "vocab.txt")
+        elif kind == "sentencepiece" and "spiece.model" in vocab:
+            vocab_path = os.path.join(vocab_path, "spiece.model")
+        lines += [
+            "",
+            f"# Vocabulary copied from the source: {', '.join(vocab)}. For the trainer (with a recipe that imports",
+            "# plm_tf.training.trainer):",
+            f"#   pretrain.tokenizer_kind = {kind!r}",
+            f"#   pretrain.vocab_path = {vocab_path!r}",
+        ]
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def resolve_checkpoint(path):
+    """A checkpoint prefix from a prefix or a directory (its `checkpoint` state file, else its only *.index)."""
+    import tensorflow as tf
+
+    if os.path.isdir(path):
+        latest = tf.train.latest_checkpoint(path)
+        if latest:
+            return latest
+        indexes = sorted(name[: -len(".index")] for name in os.listdir(path) if name.endswith(".index"))
+        if len(indexes) == 1:
+            return os.path.join(path, indexes[0])
+        if not indexes:
+            raise ConversionError(f"No checkpoint (*.index) in {path}.")
+        raise ConversionError(f"Several checkpoints in {path} ({', '.join(indexes)}); pass one prefix as --input.")
+    if os.path.exists(path + ".index"):
+        return path
+    raise ConversionError(f"No checkpoint at {path} (neither a directory nor a prefix with {path}.index).")
+
+
+def _checkpoint_vocab_size(shapes):
+    for name, shape in shapes.items():
+        if name.endswith("embeddings/word_embeddings/.ATTRIBUTES/VARIABLE_VALUE"):
+            return int(shape[0])
+    raise ConversionError("encoder_config.vocab_size is not bound and the checkpoint has no word embeddings.")
+
+
+def read_plm_tf(input_path, model_type, gin_files=(), gin_params=()):
+    """Rebuilds a plm_tf model from its gin configuration and restores its checkpoint.
+
+    Args:
+        input_path: a checkpoint prefix, or a directory (a converted model's folder or a trainer's model_dir).
+        model_type: the family, recorded in the returned spec.
+        gin_files: the gin files the model was built with; default `<checkpoint folder>/model.gin`.
+        gin_params: extra bindings. An unbound `encoder_config.vocab_size` (the trainer takes it from the
+            vocabulary) is read from the checkpoint's word table.
+
+    Returns:
+        (model, spec, checkpoint folder).
+    """
+    import gin
+    import tensorflow as tf
+
+    from plm_tf.gin_config import ConfigError, parse_gin
+
+    check_model_type(model_type)
+    prefix = resolve_checkpoint(input_path)
+    directory = os.path.dirname(prefix)
+    if not gin_files:
+        candidate = os.path.join(directory, GIN_NAME)
+        if not os.path.exists(candidate):
+            raise ConversionError(
+                f"No gin file given and {candidate} does not exist: pass --gin_file (the configuration the "
+                f"checkpoint was trained with)."
+            )
+        gin_files = [candidate]
+    shapes = dict(tf.train.list_variables(prefix))
+    if not any(name.startswith(("model/", "encoder/")) for name in shapes):
+        raise ConversionError(f"{prefix} is not a plm_tf checkpoint: it has no `model` key.")
+    try:
+        parse_gin(gin_files, gin_params)
+        from plm_tf.models.builders import build_pretraining_model
+        from plm_tf.models.configs import encoder_config
+
+        if encoder_config()["vocab_size"] is None:
+            parse_gin(gin_files, list(gin_params) + [f"encoder_config.vocab_size = {_checkpoint_vocab_size(shapes)}"])
+        try:
+            gin.query_parameter("build_pretraining_model.objective")
+            has_objective = True
+        except ValueError:
+            has_objective = False
+        if has_objective:
+            model = build_pretraining_model()
+            config = dict(model.encoder_config)
+            if model.__class__.__name__ == "ElectraPretrainer":
+                has_generator = any(name.startswith(("model/generator/", "model/generator_head/")) for name in shapes)
+                spec = ModelSpec(model_type, config, "electra", model.generator_hidden_fraction,
+                                 model.tie_embeddings, has_generator)
+            else:
+                spec = ModelSpec(model_type, config, model.objective)
+        else:
+            spec = ModelSpec(model_type, encoder_config(), None)
+            model = None
+    except (ConfigError, ValueError, RuntimeError) as error:
+        raise ConversionError(f"Cannot build the model from {', '.join(gin_files)}: {error}") from None
+    if model is None:
+        model = build_model(spec)
+    else:
+        model.build()
+    try:
+        status = tf.train.Checkpoint(model=checkpoint_objects(model, spec)).read(prefix)
+        status.expect_partial()
+        status.assert_existing_objects_matched()
+    except ValueError as error:  # a variable of another shape
+        raise ConversionError(f"{prefix} does not fit the model built from {', '.join(gin_files)}: {error}") from None
+    except AssertionError as error:
+        raise ConversionError(
+            f"{prefix} does not hold every variable of the model built from {', '.join(gin_files)}: "
+            f"{str(error).splitlines()[0][:500]}"
+        ) from None
+    return model, spec, directory

@@ -5,4 +5,4 @@ a converted model folder).
 """
 from plm_tf.convert.common import FAMILIES, ConversionError, ModelSpec, build_model, read_plm_tf
 from plm_tf.convert.hf import hf_to_plm_tf, plm_tf_to_hf
-
+from plm_tf.convert.tf1 import tf1_to_plm_tf

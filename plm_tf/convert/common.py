@@ -30,7 +30,7 @@ import numpy as np
 FAMILIES = ("bert", "roberta", "albert", "electra")
 CHECKPOINT_NAME = "ckpt"
 GIN_NAME = "model.gin"
-VOCAB_FILES = ("vocab.txt", "spiece.model", "sentencepiece.bpe.model", "vocab.json", "merges.txt")
+VOCAB_FILES = ("vocab.txt", "spiece.model", "30k-clean.model", "vocab.json", "merges.txt")  # 30k-clean: ALBERT TF1
 _TOKENIZER_KIND = {"bert": "wordpiece", "electra": "wordpiece", "albert": "sentencepiece", "roberta": "bpe"}
 
 
@@ -240,8 +240,8 @@ def write_gin(path, spec, source, vocab, output_dir):
         vocab_path = os.path.abspath(output_dir)
         if kind == "wordpiece" and "vocab.txt" in vocab:
             vocab_path = os.path.join(vocab_path, "vocab.txt")
-        elif kind == "sentencepiece" and "spiece.model" in vocab:
-            vocab_path = os.path.join(vocab_path, "spiece.model")
+        elif kind == "sentencepiece" and any(name.endswith(".model") for name in vocab):
+            vocab_path = os.path.join(vocab_path, next(name for name in vocab if name.endswith(".model")))
         lines += [
             "",
             f"# Vocabulary copied from the source: {', '.join(vocab)}. For the trainer (with a recipe that imports",

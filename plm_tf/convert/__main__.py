@@ -1,0 +1,91 @@
+"""`python -m plm_tf.convert`: released checkpoints into plm_tf, and plm_tf back out to Hugging Face.
+
+Into plm_tf (writes OUTPUT/ckpt.*, OUTPUT/checkpoint, OUTPUT/model.gin and the vocabulary files):
+
+    python -m plm_tf.convert --from=hf --model_type=electra --input=electra-base-discriminator \\
+        [--generator_input=electra-base-generator] --output=converted/electra_base
+    python -m plm_tf.convert --from=tf1 --model_type=albert --input=albert_base/model.ckpt-best \\
+        [--config=albert_base/albert_config.json] --output=converted/albert_base
+
+Back out (writes OUTPUT/config.json + OUTPUT/model.safetensors, loadable with transformers'
+`from_pretrained`; an ELECTRA pretraining model writes its discriminator to --output and, with
+--generator_output, its generator there):
+
+    python -m plm_tf.convert --from=plm_tf --to=hf --model_type=electra --input=converted/electra_base \\
+        [--gin_file=...] [--gin_param=...] --output=hf/electra_base [--generator_output=hf/electra_base_gen]
+
+--input for --from=plm_tf is a checkpoint prefix or a folder (a converted model, or a trainer's model_dir:
+its latest checkpoint); --gin_file defaults to model.gin next to the checkpoint (a trainer run passes the gin
+files it was trained with). Errors end with one line on stderr and exit status 2.
+"""
+import sys
+
+from absl import app, flags, logging
+
+flags.DEFINE_enum("from", None, ["hf", "tf1", "plm_tf"], "Source format.")
+flags.DEFINE_enum("to", "plm_tf", ["plm_tf", "hf"], "Target format: plm_tf (from hf / tf1) or hf (from plm_tf).")
+flags.DEFINE_string("model_type", None, "Model family: bert, roberta, albert or electra.")
+flags.DEFINE_string("input", None, "HF model folder, TF1 checkpoint prefix or folder, or plm_tf checkpoint.")
+flags.DEFINE_string("output", None, "Folder to write.")
+flags.DEFINE_string("generator_input", None, "--from=hf, ELECTRA: the generator's HF folder (ElectraForMaskedLM).")
+flags.DEFINE_string("generator_output", None, "--to=hf, ELECTRA pretraining model: folder for the generator.")
+flags.DEFINE_string("config", None, "--from=tf1: bert_config.json / albert_config.json (default: next to the "
+                    "checkpoint; else inferred from shapes).")
+flags.DEFINE_multi_string("gin_file", [], "--from=plm_tf: the model's gin file(s) (default INPUT's model.gin).")
+flags.DEFINE_multi_string("gin_param", [], "--from=plm_tf: extra gin bindings.")
+FLAGS = flags.FLAGS
+
+_USAGE = {
+    ("hf", "plm_tf"): {"generator_input"},
+    ("tf1", "plm_tf"): {"config"},
+    ("plm_tf", "hf"): {"generator_output", "gin_file", "gin_param"},
+}
+_OPTIONAL = {"generator_input", "generator_output", "config", "gin_file", "gin_param"}
+
+
+def run(source, target, model_type, input_path, output, generator_input=None, generator_output=None, config=None,
+        gin_files=(), gin_params=()):
+    """Performs one conversion; returns the list of folders written. Raises ConversionError."""
+    from plm_tf.convert import ConversionError, hf_to_plm_tf, plm_tf_to_hf, read_plm_tf, tf1_to_plm_tf
+
+    if (source, target) not in _USAGE:
+        raise ConversionError(f"--from={source} --to={target} is not a conversion plm_tf offers "
+                              f"({', '.join(f'{a}→{b}' for a, b in _USAGE)}).")
+    given = {"generator_input": generator_input, "generator_output": generator_output, "config": config,
+             "gin_file": list(gin_files), "gin_param": list(gin_params)}
+    stray = sorted(name for name in _OPTIONAL - _USAGE[(source, target)] if given[name])
+    if stray:
+        raise ConversionError(f"--{stray[0]} does not apply to --from={source} --to={target}.")
+    if source == "hf":
+        hf_to_plm_tf(input_path, output, model_type, generator_input=generator_input)
+        return [output]
+    if source == "tf1":
+        tf1_to_plm_tf(input_path, output, model_type, config_file=config)
+        return [output]
+    model, spec, folder = read_plm_tf(input_path, model_type, gin_files, gin_params)
+    if spec.objective == "electra" and spec.has_generator and generator_output is None:
+        logging.warning("The ELECTRA generator is not written: pass --generator_output to keep it.")
+    return plm_tf_to_hf(model, spec, output, generator_output=generator_output, vocab_dirs=(folder,))
+
+
+def main(argv):
+    if len(argv) > 1:
+        sys.exit(f"plm_tf.convert: unexpected arguments {argv[1:]}.")
+    missing = [name for name in ("from", "model_type", "input", "output") if FLAGS[name].value is None]
+    if missing:
+        print(f"plm_tf.convert: error: --{missing[0]} is required.", file=sys.stderr)
+        sys.exit(2)
+    from plm_tf.convert import ConversionError
+
+    try:
+        written = run(FLAGS["from"].value, FLAGS.to, FLAGS.model_type, FLAGS.input, FLAGS.output,
+                      FLAGS.generator_input, FLAGS.generator_output, FLAGS.config, FLAGS.gin_file, FLAGS.gin_param)
+    except (ConversionError, FileNotFoundError) as error:
+        print(f"plm_tf.convert: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    for folder in written:
+        print(f"plm_tf.convert: wrote {folder}")
+
+
+if __name__ == "__main__":
+    app.run(main)

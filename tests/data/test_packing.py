@@ -3,6 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from plm_tf.data import corpus
+from plm_tf.data import masking
 from plm_tf.data import packing
 
 PAD, CLS, SEP = 0, 1, 2
@@ -131,6 +132,63 @@ class ElectraPackingTest(tf.test.TestCase):
                 item_dataset(docs), 64, CLS, SEP, PAD, seed=seed, epoch=epoch).as_numpy_iterator()]
         self.assertEqual(run(1, 0), run(1, 0))
         self.assertNotEqual(run(1, 0), run(1, 1))
+
+
+class ElectraReferenceTest(tf.test.TestCase):
+    """Compares with a line-by-line port of google-research/electra `ExampleBuilder`, fed the same draws."""
+
+    def test_matches_example_builder(self):
+        docs = synthetic_docs(40, seed=7, max_lines=12, max_len=50)
+        t, seed, epoch = 48, 9, 2
+
+        class Draws:
+            """The stateless draws `electra_examples` makes for the example completed at item `index`."""
+            def __init__(self, index):
+                s = masking.example_seed(seed, epoch, index, masking.BUILD_STREAM)
+                self.s_single, self.s_coin, self.s_short, self.s_len = masking._split(s, 4)
+
+        def reference():
+            out, sentences, length, target = [], [], 0, t
+            index = 0
+
+            def create(index):
+                nonlocal sentences, length, target
+                d = Draws(index)
+                single = float(tf.random.stateless_uniform([], d.s_single)) < 0.1
+                first_target = 100000 if single else (target - 3) // 2
+                coins = tf.random.stateless_uniform([len(sentences)], d.s_coin).numpy() < 0.5
+                first, second = [], []
+                for i, sentence in enumerate(sentences):
+                    if (len(first) == 0 or len(first) + len(sentence) < first_target or
+                            (len(second) == 0 and len(first) < first_target and coins[i])):
+                        first += sentence
+                    else:
+                        second += sentence
+                first = first[:t - 2]
+                second = second[:max(0, t - len(first) - 3)]
+                sentences, length = [], 0
+                if float(tf.random.stateless_uniform([], d.s_short)) < 0.05:
+                    target = int(tf.random.stateless_uniform([], d.s_len, 5, t + 1, dtype=tf.int32))
+                else:
+                    target = t
+                ids = [CLS] + first + [SEP] + (second + [SEP] if second else [])
+                return ids + [PAD] * (t - len(ids))
+
+            for doc in docs:
+                for line in doc:
+                    sentences.append(line)
+                    length += len(line)
+                    if length >= target:
+                        out.append(create(index))
+                    index += 1
+                if length != 0:  # the empty line that ends a document
+                    out.append(create(index))
+                index += 1
+            return out
+
+        got = [ex.tolist() for ex, _ in packing.electra_examples(
+            item_dataset(docs), t, CLS, SEP, PAD, seed=seed, epoch=epoch).as_numpy_iterator()]
+        self.assertEqual(got, reference())
 
 
 class LongLineTest(tf.test.TestCase):

@@ -10,10 +10,9 @@ What is chosen (`unit`):
     `MaskTokensDataset`: `np.random.choice(sz, num_mask, replace=False)`). google-research/electra draws with
     replacement (duplicates, fewer distinct masks than asked); we do not.
   * "whole_word": whole words (a word = a word-start token plus its continuation pieces, from
-    `tokenizer.word_start`) in random order, taking words while the running token count stays within the
-    budget (google-research/bert `create_masked_lm_predictions` with `do_whole_word_mask`; BERT skips a word
-    that overflows and keeps trying later ones, we stop at the first one — the realised count can be a little
-    lower).
+    `tokenizer.word_start`) in random order; a word that would overflow the token budget is skipped and later
+    words are still tried (google-research/bert `create_masked_lm_predictions` with `do_whole_word_mask`).
+    This is the n-gram selection below with n = 1.
   * "ngram": ALBERT n-gram masking (google-research/albert `create_masked_lm_predictions`): word n-grams,
     n in {1..max_ngram} with p(n) proportional to 1/n (6/11, 3/11, 2/11 for n <= 3), started at word
     candidates taken in random order; an n-gram that would exceed the budget is shortened to the longest
@@ -116,18 +115,6 @@ def _words(candidate, word_start):
     return word_id, run_of_word, word_len, num_words
 
 
-def _select_whole_words(candidate, word_start, budget, seed):
-    """Bool [T]: whole words in random order while the running token count is <= budget."""
-    word_id, _, word_len, num_words = _words(candidate, word_start)
-    t = tf.size(candidate)
-    scores = tf.where(tf.range(t) < num_words, tf.random.stateless_uniform([t], seed), -1.0)
-    order = tf.argsort(scores, direction="DESCENDING", stable=True)
-    running = tf.cumsum(tf.gather(word_len, order))
-    taken_sorted = (running <= budget) & (tf.gather(scores, order) >= 0.0)
-    taken = tf.scatter_nd(order[:, None], tf.cast(taken_sorted, tf.int32), [t]) > 0
-    return candidate & tf.gather(taken, tf.maximum(word_id, 0))
-
-
 def ngram_probs(max_ngram=3):
     """p(n) proportional to 1/n for n = 1..max_ngram (6/11, 3/11, 2/11 for 3), as in google-research/albert."""
     p = 1.0 / np.arange(1, max_ngram + 1)
@@ -222,7 +209,7 @@ def mask_tokens(ids, seed, *, vocab_size, mask_id, special_ids, pad_id, mask_pro
     if unit == "token":
         selected = _select_tokens(candidate, count, s_select)
     elif unit == "whole_word":
-        selected = _select_whole_words(candidate, tf.cast(word_start, tf.bool), count, s_select)
+        selected, _ = select_ngrams(candidate, tf.cast(word_start, tf.bool), count, s_select, max_ngram=1)
     else:
         selected, _ = select_ngrams(candidate, tf.cast(word_start, tf.bool), count, s_select, max_ngram)
 

@@ -151,7 +151,7 @@ class WholeWordTest(tf.test.TestCase):
         for p, ww in zip(pos, w):
             chosen = set(p[ww > 0].tolist())
             self.assertLessEqual(len(chosen), 15)
-            self.assertGreaterEqual(len(chosen), 10)
+            self.assertGreaterEqual(len(chosen), 14)  # BERT keeps trying shorter words after an overflow
             for c in chosen:
                 members = [i for i in range(1, 100) if word[i] == word[c]]
                 self.assertTrue(set(members) <= chosen, (c, members, chosen))

@@ -8,9 +8,16 @@ what the original does.
 import json
 import os
 import tempfile
+import unittest
 
 import numpy as np
 import tensorflow as tf
+
+try:  # the `hf` extra: transformers' own TF1 loaders are an independent reading of the same names
+    import torch
+    import transformers
+except ImportError:
+    torch = transformers = None
 
 from plm_tf.convert import ConversionError, tf1_to_plm_tf
 from plm_tf.convert.common import ModelSpec, build_model
@@ -246,3 +253,101 @@ class TF1ConversionTest(tf.test.TestCase):
         write_tf1(self.tf1_prefix(), tensors)
         with self.assertRaisesRegex(ConversionError, "does not record its depth.*--config"):
             tf1_to_plm_tf(self.tf1_prefix(), os.path.join(self.dir, "out"), "albert")
+
+
+def torch_run(model, feats, **kwargs):
+    with torch.no_grad():
+        return model(input_ids=torch.tensor(feats["input_ids"].numpy(), dtype=torch.long),
+                     attention_mask=torch.tensor(feats["input_mask"].numpy(), dtype=torch.long),
+                     token_type_ids=torch.tensor(feats["segment_ids"].numpy(), dtype=torch.long),
+                     output_hidden_states=True, **kwargs)
+
+
+@unittest.skipIf(torch is None, "needs the hf extra (torch, transformers)")
+class TF1AgainstTransformersTest(tf.test.TestCase):
+    """The same TF1 checkpoint read by transformers' `load_tf_weights_in_*` and by plm_tf: same outputs."""
+
+    def setUp(self):
+        super().setUp()
+        self.dir = tempfile.mkdtemp(dir=self.get_temp_dir())
+        self.prefix = os.path.join(self.dir, "model.ckpt")
+
+    def assert_parity(self, hf_out, encoder, feats, inner=1):
+        mask = feats["input_mask"].numpy().astype(bool)
+        out = encoder(feats)
+        states = [out["embedding_output"]] + out["encoder_outputs"][inner - 1::inner]
+        self.assertLen(states, len(hf_out.hidden_states))
+        for expected, actual in zip(hf_out.hidden_states, states):
+            self.assertAllClose(expected.numpy()[mask], actual.numpy()[mask], atol=1e-5, rtol=0)
+        return out
+
+    def test_bert(self):
+        original = random_model(ModelSpec("bert", encoder_config(), "mlm_nsp"), 5)
+        tensors = {}
+        bert_style_encoder(tensors, original.encoder, "bert")
+        bert_heads(tensors, original)
+        write_tf1(self.prefix, tensors)
+        with open(os.path.join(self.dir, "bert_config.json"), "w") as handle:
+            json.dump({"num_attention_heads": 4, "hidden_act": "gelu"}, handle)
+        model, _ = tf1_to_plm_tf(self.prefix, os.path.join(self.dir, "out"), "bert")
+        config = transformers.BertConfig(vocab_size=53, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                         intermediate_size=48, max_position_embeddings=24, hidden_act="gelu_new",
+                                         attn_implementation="eager")
+        hf = transformers.models.bert.modeling_bert.load_tf_weights_in_bert(
+            transformers.BertForPreTraining(config).eval(), config, self.prefix)
+        feats = make_features(53, 5)
+        hf_out = torch_run(hf, feats)
+        self.assert_parity(hf_out, model.encoder, feats)
+        out = model(feats)
+        mask = feats["input_mask"].numpy().astype(bool)
+        self.assertAllClose(hf_out.prediction_logits.numpy()[mask], out["mlm_logits"].numpy()[mask], atol=1e-5, rtol=0)
+        self.assertAllClose(hf_out.seq_relationship_logits, out["sentence_logits"], atol=1e-5, rtol=0)
+
+    def test_albert(self):
+        config = encoder_config(embedding_size=8, num_layers=4, share="all", num_hidden_groups=2, inner_group_num=2)
+        original = random_model(ModelSpec("albert", config, "mlm_sop"), 6)
+        tensors = {}
+        albert_encoder(tensors, original.encoder)
+        bert_heads(tensors, original)
+        write_tf1(self.prefix, tensors)
+        with open(os.path.join(self.dir, "albert_config.json"), "w") as handle:
+            json.dump({"num_hidden_layers": 4, "num_attention_heads": 4, "hidden_act": "gelu"}, handle)
+        model, _ = tf1_to_plm_tf(self.prefix, os.path.join(self.dir, "out"), "albert")
+        hf_config = transformers.AlbertConfig(vocab_size=53, embedding_size=8, hidden_size=32, num_hidden_layers=4,
+                                              num_hidden_groups=2, inner_group_num=2, num_attention_heads=4,
+                                              intermediate_size=48, max_position_embeddings=24, hidden_act="gelu_new",
+                                              attn_implementation="eager")
+        hf = transformers.models.albert.modeling_albert.load_tf_weights_in_albert(
+            transformers.AlbertForPreTraining(hf_config).eval(), hf_config, self.prefix)
+        feats = make_features(53, 6)
+        hf_out = torch_run(hf, feats)
+        self.assert_parity(hf_out, model.encoder, feats, inner=2)
+        out = model(feats)
+        mask = feats["input_mask"].numpy().astype(bool)
+        self.assertAllClose(hf_out.prediction_logits.numpy()[mask], out["mlm_logits"].numpy()[mask], atol=1e-5, rtol=0)
+        self.assertAllClose(hf_out.sop_logits, out["sentence_logits"], atol=1e-5, rtol=0)
+
+    def test_electra(self):
+        config = encoder_config(hidden_size=64, num_heads=1, intermediate_size=96, embedding_size=16,
+                                activation="gelu_exact", use_pooler=False)
+        original = random_model(ModelSpec("electra", config, "electra", generator_hidden_fraction=0.25), 7)
+        write_tf1(self.prefix, electra_tensors(original))
+        model, _ = tf1_to_plm_tf(self.prefix, os.path.join(self.dir, "out"), "electra")
+        common = dict(vocab_size=53, embedding_size=16, num_hidden_layers=2, max_position_embeddings=24,
+                      hidden_act="gelu", attn_implementation="eager")
+        load = transformers.models.electra.modeling_electra.load_tf_weights_in_electra
+        disc_config = transformers.ElectraConfig(hidden_size=64, num_attention_heads=1, intermediate_size=96, **common)
+        discriminator = load(transformers.ElectraForPreTraining(disc_config).eval(), disc_config, self.prefix)
+        gen_config = transformers.ElectraConfig(hidden_size=16, num_attention_heads=1, intermediate_size=64, **common)
+        generator = load(transformers.ElectraForMaskedLM(gen_config).eval(), gen_config, self.prefix, "generator")
+        feats = make_features(53, 7)
+        mask = feats["input_mask"].numpy().astype(bool)
+        hf_out = torch_run(discriminator, feats)
+        out = self.assert_parity(hf_out, model.discriminator, feats)
+        self.assertAllClose(hf_out.logits.numpy()[mask],
+                            model.discriminator_head(out["sequence_output"]).numpy()[mask], atol=1e-5, rtol=0)
+        hf_gen = torch_run(generator, feats)
+        gen = self.assert_parity(hf_gen, model.generator, feats)
+        logits = model.generator_head(gen["sequence_output"], model.generator.embedding_table,
+                                      feats["masked_lm_positions"])
+        self.assertAllClose(hf_gen.logits.numpy()[mask], logits.numpy()[mask], atol=1e-5, rtol=0)

@@ -52,17 +52,17 @@ class _Run:
         self.manager = checkpointing.CheckpointManager(
             directory, self.model, self.optimizer, iterator=self.iterator, epoch=self.epoch, **manager_kwargs
         )
+        self._step = tf.function(self._micro_step)
+
+    def _micro_step(self, ids, targets):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(self.model(ids) - targets))
+        grads = tape.gradient(loss, self.model.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
 
     def train(self, micro_steps):
-        @tf.function
-        def one(ids, targets):
-            with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(tf.square(self.model(ids) - targets))
-            grads = tape.gradient(loss, self.model.trainable_variables)
-            self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
-
         for _ in range(micro_steps):
-            one(*next(self.iterator))
+            self._step(*next(self.iterator))
             self.manager.step.assign_add(1)
             self.epoch.assign(self.manager.step // 10)
 

@@ -97,10 +97,14 @@ def encode_texts(tokenizer, text_a, text_b=None, seq_len=128):
 def encode_split(tokenizer, split, seq_len, batch_size=1024):
     """Encodes a `tasks.Split` in chunks; returns numpy int32 arrays {"input_ids", ...} of shape [N, T]."""
     chunks = []
-    encode = tf.function(lambda a, b=None: encode_texts(tokenizer, a, b, seq_len))
+    text = tf.TensorSpec([None], tf.string)
+    if split.text_b is None:
+        encode = tf.function(lambda a: encode_texts(tokenizer, a, None, seq_len), input_signature=[text])
+    else:
+        encode = tf.function(lambda a, b: encode_texts(tokenizer, a, b, seq_len), input_signature=[text, text])
     for start in range(0, len(split), batch_size):
-        a = tf.constant(split.text_a[start:start + batch_size])
-        b = None if split.text_b is None else tf.constant(split.text_b[start:start + batch_size])
-        features = encode(a) if b is None else encode(a, b)
-        chunks.append({k: v.numpy() for k, v in features.items()})
+        texts = [tf.constant(split.text_a[start:start + batch_size])]
+        if split.text_b is not None:
+            texts.append(tf.constant(split.text_b[start:start + batch_size]))
+        chunks.append({k: v.numpy() for k, v in encode(*texts).items()})
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}

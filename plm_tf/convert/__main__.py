@@ -71,6 +71,7 @@ def run(source, target, model_type, input_path, output, generator_input=None, ge
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"plm_tf.convert: unexpected arguments {argv[1:]}.")
+    logging.set_verbosity(logging.WARNING)
     missing = [name for name in ("from", "model_type", "input", "output") if FLAGS[name].value is None]
     if missing:
         print(f"plm_tf.convert: error: --{missing[0]} is required.", file=sys.stderr)

@@ -450,7 +450,8 @@ def hf_to_plm_tf(input_dir, output_dir, model_type, generator_input=None):
                                       f"word embeddings, but their values differ.")
             used.add(_DECODER_WEIGHT["electra"])
         check_all_used(generator_tensors, used, generator_input, _is_buffer)
-    source = f"Hugging Face {input_dir}" + (f" + generator {generator_input}" if generator_input else "")
+    source = f"Hugging Face {os.path.abspath(input_dir)}" + (
+        f" + generator {os.path.abspath(generator_input)}" if generator_input else "")
     write_plm_tf(model, spec, output_dir, source, vocab_dirs=(input_dir, generator_input))
     return model, spec
 

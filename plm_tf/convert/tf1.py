@@ -270,6 +270,6 @@ def tf1_to_plm_tf(input_path, output_dir, model_type, config_file=None):
     model = build_model(spec)
     used = load_slots(model_slots(model, spec), tensors, prefix)
     check_all_used(tensors, used, prefix)
-    source = f"TF1 checkpoint {prefix}" + (f" with {config_path}" if config_path else "")
+    source = f"TF1 checkpoint {os.path.abspath(prefix)}" + (f" with {os.path.abspath(config_path)}" if config_path else "")
     write_plm_tf(model, spec, output_dir, source, vocab_dirs=(os.path.dirname(prefix),))
     return model, spec

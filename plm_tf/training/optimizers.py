@@ -117,17 +117,14 @@ class _PretrainingOptimizer(keras.optimizers.Optimizer):
             return
         super().build(var_list)
         self._momentums, self._velocities = self.add_optimizer_variables(var_list, ["m", "v"])
-        self._decay_mask = [self._uses_weight_decay(v) for v in var_list]
+        self._decay_mask = [self.uses_weight_decay(v) for v in var_list]
 
-    def _uses_weight_decay(self, variable):
-        """google-research/bert `_do_use_weight_decay`, keyed on the variable's Keras path."""
+    def uses_weight_decay(self, variable):
+        """Whether `variable` (a model variable) is decayed: google-research/bert `_do_use_weight_decay`
+        on the variable's Keras path."""
         if not self.weight_decay:
             return False
         return not _matches_any(self.exclude_from_weight_decay_patterns, _variable_path(variable))
-
-    def uses_weight_decay(self, variable):
-        """Whether `variable` (a model variable) is decayed by this optimizer."""
-        return self._uses_weight_decay(variable)
 
     def _get_current_learning_rate(self):
         # Keras evaluates schedules at micro-steps (`_iterations`) under accumulation; use updates.

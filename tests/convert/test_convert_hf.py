@@ -321,6 +321,10 @@ class PlmTfToHFTest(tf.test.TestCase):
         hf_model = getattr(transformers, class_name).from_pretrained(
             os.path.join(directory, "main"), attn_implementation="eager").eval()
         family = spec.model_type
+        base = transformers.AutoModel.from_pretrained(os.path.join(directory, "main"))
+        self.assertEqual(type(base).__name__, f"{family.capitalize() if family != 'roberta' else 'Roberta'}Model")
+        self.assertEqual(type(transformers.AutoModelForPreTraining.from_pretrained(os.path.join(directory, "main"))),
+                         type(hf_model))
         ids, mask, segments = inputs(spec.encoder_config["vocab_size"], spec.encoder_config["type_vocab_size"],
                                      spec.encoder_config["position_offset"] - 1 if family == "roberta" else 0, seed)
         feats = features(ids, mask, segments)

@@ -90,6 +90,36 @@ def _query(name, default):
         return default
 
 
+def build_from_gin(gin_files, gin_params=()):
+    """Parses gin and builds the (randomly initialised) pretraining model and its tokenizer.
+
+    Args:
+        gin_files: gin files (a path or a name under gin/), e.g. ["testing/electra_tiny.gin"].
+        gin_params: extra gin bindings.
+    Returns:
+        (model, tokenizer): the built model, and the tokenizer bound by `pretrain.tokenizer_kind` /
+        `pretrain.vocab_path` (None = the objective's default kind and the embedded vocabulary).
+        `encoder_config.vocab_size = None` is resolved to the tokenizer's size, as the trainer does.
+    """
+    import importlib.util  # noqa: F401  gin's include resolver uses importlib.util without importing it
+
+    from plm_tf.data import pipelines
+    from plm_tf.gin_config import parse_gin
+    from plm_tf.models.builders import build_pretraining_model
+
+    parse_gin(gin_files, list(gin_params), finalize=False)
+    model = build_pretraining_model()  # not built yet: only its objective is read before the vocab is known
+    objective = getattr(model, "objective", "electra")
+    kind = _query("pretrain.tokenizer_kind", None) or pipelines.DEFAULT_TOKENIZER[objective]
+    tokenizer = pipelines.load_tokenizer(kind, _query("pretrain.vocab_path", None))
+    if _query("encoder_config.vocab_size", None) is None:
+        with gin.unlock_config():
+            gin.bind_parameter("encoder_config.vocab_size", tokenizer.vocab_size)
+        model = build_pretraining_model()
+    model.build()
+    return model, tokenizer
+
+
 def load_from_checkpoint(checkpoint, gin_files=None, gin_params=()):
     """Rebuilds the pretraining model from gin and restores its weights from a trainer checkpoint.
 
@@ -100,32 +130,18 @@ def load_from_checkpoint(checkpoint, gin_files=None, gin_params=()):
         gin_params: extra gin bindings.
 
     Returns:
-        (model, tokenizer): the built model with the checkpoint's weights (optimizer and data state are
-        ignored) and the tokenizer bound by `pretrain.tokenizer_kind` / `pretrain.vocab_path` (None = the
-        objective's default kind and the embedded vocabulary).
+        (model, tokenizer) as `build_from_gin`, with the checkpoint's weights (optimizer and data state are
+        ignored).
 
     Raises:
         ExportError: no gin file, no checkpoint, or a checkpoint that does not fit the configured model.
     """
-    from plm_tf.data import pipelines
-    from plm_tf.gin_config import parse_gin
-    from plm_tf.models.builders import build_pretraining_model
-
     path = resolve_checkpoint(checkpoint)
     if gin_files is None:
         gin_files = default_gin_files(checkpoint)
         if not gin_files:
             raise ExportError(f"No --gin_file given and no {OPERATIVE_CONFIG} beside {checkpoint}.")
-    parse_gin(gin_files, list(gin_params), finalize=False)
-    model = build_pretraining_model()
-    objective = "electra" if not hasattr(model, "objective") else model.objective
-    kind = _query("pretrain.tokenizer_kind", None) or pipelines.DEFAULT_TOKENIZER[objective]
-    tokenizer = pipelines.load_tokenizer(kind, _query("pretrain.vocab_path", None))
-    if _query("encoder_config.vocab_size", None) is None:
-        with gin.unlock_config():
-            gin.bind_parameter("encoder_config.vocab_size", tokenizer.vocab_size)
-        model = build_pretraining_model()
-    model.build()
+    model, tokenizer = build_from_gin(gin_files, gin_params)
     restore_model_weights(model, path)
     return model, tokenizer
 

@@ -42,7 +42,7 @@ Signatures of `ServingModule` (B = batch, T = max_seq_length, H = hidden size, V
     "mean"    mean of sequence_output over real tokens (input_mask = 1, specials included); "auto" uses it for
               ELECTRA (no pooler) and RoBERTa (its pooler is never trained by the masked-LM objective).
     "cls"     sequence_output at the first token ([CLS] / <s>), without the pooler.
-An empty batch (B = 0) returns empty outputs of the documented shapes without running the encoder.
+An empty batch (B = 0) returns empty outputs of the documented shapes.
 """
 import keras
 import tensorflow as tf
@@ -224,10 +224,11 @@ class ServingModule(tf.Module):
         max_seq_length: T of the text signatures; at most the encoder's position table (minus its offset).
         sentence_embedding: one of SENTENCE_EMBEDDINGS.
 
-    Attributes kept in the SavedModel: `tokenizer` (its vocabulary files are assets), `model_variables` (every
-    weight of the served encoder and head, tracked explicitly as Keras variables are not tf.Module children),
-    `max_seq_length`, `objective`, `layout`, `sentence_embedding_mode` (tf.constant scalars readable after
-    loading).
+    Attributes kept in the SavedModel: `tokenizer` (its vocabulary files are assets), `model_variables` (the
+    tf.Variable of every weight of the served encoder and head, tracked explicitly as Keras variables are not
+    tf.Module children),
+    and `serving_config()`, a function (not a signature) returning scalars "max_seq_length" (int32),
+    "objective", "layout", "sentence_embedding" and "tokenizer_kind" (strings).
     """
 
     def __init__(self, model, tokenizer, max_seq_length=128, sentence_embedding="auto"):
@@ -256,11 +257,13 @@ class ServingModule(tf.Module):
         mode = resolve_sentence_embedding(sentence_embedding, objective, encoder.pooler is not None)
 
         self.tokenizer = tokenizer
-        self.model_variables = list(encoder.variables) + list(head.variables)
-        self.max_seq_length = tf.constant(max_seq_length, tf.int32)
-        self.objective = tf.constant(objective)
-        self.layout = tf.constant(self.layout_name)
-        self.sentence_embedding_mode = tf.constant(mode)
+        # The tf.Variables under the Keras variables: a Keras variable exports as a second, differently named copy
+        # that the TF1 loader restores while the functions keep reading the first (uninitialised under TF Serving).
+        self.model_variables = [_tf_variable(v) for v in list(encoder.variables) + list(head.variables)]
+        config = {"max_seq_length": max_seq_length, "objective": objective, "layout": self.layout_name,
+                  "sentence_embedding": mode, "tokenizer_kind": tokenizer.kind}
+        self.serving_config = tf.function(
+            lambda: {key: tf.constant(value) for key, value in config.items()}, input_signature=[])
         # Python-side settings (not tracked).
         self._settings = dict(objective=objective, max_seq_length=max_seq_length, mode=mode,
                               second_type_id=1 if encoder.type_vocab_size > 1 else 0)
@@ -304,39 +307,22 @@ class ServingModule(tf.Module):
                              self.layout_name, self._settings["second_type_id"])
 
     def _run_encoder(self, ids, mask, type_ids):
-        """Encoder + head on int32 [B, T] inputs; B = 0 skips the network and returns empty tensors.
+        """Encoder + head on int32 [B, T] inputs (B = 0 gives empty outputs).
 
         Returns:
             (sequence_output float [B, T, H], pooled_output float [B, H] or None, head output: ELECTRA logits
             float [B, T] or masked-LM logits float [B, T, V]).
         """
         encoder, head = self._keras.encoder, self._keras.head
-        hidden = encoder.hidden_size
-        has_pooler = encoder.pooler is not None
-        electra = self._settings["objective"] == "electra"
-
-        def run():
-            out = encoder({"input_ids": ids, "input_mask": mask, "segment_ids": type_ids}, training=False)
-            seq = out["sequence_output"]
-            logits = head(seq) if electra else head(seq, encoder.embedding_table, None)
-            results = [seq, logits]
-            if has_pooler:
-                results.append(out["pooled_output"])
-            return [tf.cast(r, tf.float32) for r in results]
-
-        def empty():
-            batch, length = tf.shape(ids)[0], tf.shape(ids)[1]
-            results = [tf.zeros([batch, length, hidden]),
-                       tf.zeros([batch, length]) if electra else tf.zeros([batch, length, encoder.vocab_size])]
-            if has_pooler:
-                results.append(tf.zeros([batch, hidden]))
-            return results
-
-        results = tf.cond(tf.shape(ids)[0] > 0, run, empty)
-        seq, logits = results[0], results[1]
-        seq.set_shape([None, None, hidden])
-        pooled = results[2] if has_pooler else None
-        return seq, pooled, logits
+        out = encoder({"input_ids": ids, "input_mask": mask, "segment_ids": type_ids}, training=False)
+        seq = out["sequence_output"]
+        if self._settings["objective"] == "electra":
+            logits = head(seq)
+        else:
+            logits = head(seq, encoder.embedding_table, None)
+        pooled = out.get("pooled_output")
+        return (tf.cast(seq, tf.float32), None if pooled is None else tf.cast(pooled, tf.float32),
+                tf.cast(logits, tf.float32))
 
     def _tokens(self, features):
         strings = self.tokenizer.id_to_token(features["input_word_ids"])
@@ -382,6 +368,14 @@ class ServingModule(tf.Module):
     def _token_ids(self, input_word_ids, input_mask, input_type_ids):
         seq, _, logits = self._run_encoder(input_word_ids, input_mask, input_type_ids)
         return {"logits": logits, "sequence_output": seq}
+
+
+def _tf_variable(variable):
+    """The tf.Variable holding a Keras 3 (TensorFlow backend) variable's value."""
+    value = variable.value
+    if not isinstance(value, tf.Variable):
+        raise ExportError(f"{variable.path} is not backed by a tf.Variable (is the Keras backend TensorFlow?).")
+    return value
 
 
 class _Untracked:

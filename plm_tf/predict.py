@@ -1,0 +1,83 @@
+"""`python -m plm_tf.predict --saved_model=DIR "some text" ["another text" ...]`: look at an export before serving.
+
+For an ELECTRA export it prints, per text, every token with its probability of having been replaced (the
+discriminator's sigmoid), the text's score (mean over its own tokens, specials excluded) and whether it was
+truncated. `--pair` reads the texts two by two as (first, second) pairs. For an encoder export (RoBERTa,
+ALBERT, BERT) it prints the tokens and the first values of the sentence embedding.
+"""
+import sys
+
+from absl import app, flags
+
+flags.DEFINE_string("saved_model", None, "a SavedModel written by `python -m plm_tf.export`.")
+flags.DEFINE_boolean("pair", False, "treat the texts as consecutive (first, second) pairs.")
+flags.mark_flag_as_required("saved_model")
+FLAGS = flags.FLAGS
+
+
+def format_detection(outputs, index):
+    """Lines for text `index` of a serving_default / serving_pairs answer (dict of numpy arrays)."""
+    lines = []
+    mask = outputs["input_mask"][index]
+    for token, probability, real in zip(outputs["tokens"][index], outputs["replaced_probability"][index], mask):
+        if real:
+            lines.append(f"  {token.decode('utf-8', 'replace'):<20s} {probability:.3f}")
+    truncated = " (truncated)" if outputs["truncated"][index] else ""
+    lines.append(f"  score: {outputs['score'][index]:.4f}{truncated}")
+    return lines
+
+
+def format_encoding(outputs, index, values=4):
+    """Lines for text `index` of an encode / encode_pairs answer (dict of numpy arrays)."""
+    tokens = [t.decode("utf-8", "replace") for t, real in zip(outputs["tokens"][index], outputs["input_mask"][index])
+              if real]
+    embedding = outputs["sentence_embedding"][index]
+    shown = ", ".join(f"{v:.4f}" for v in embedding[:values])
+    truncated = " (truncated)" if outputs["truncated"][index] else ""
+    return [f"  tokens: {' '.join(tokens)}{truncated}",
+            f"  sentence_embedding [{embedding.shape[0]}]: [{shown}{', ...' if embedding.shape[0] > values else ''}]"]
+
+
+def predict(saved_model, texts, pair=False):
+    """Runs the export on `texts` and returns the printable lines (list of str)."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the tokenizers' ops before loading)
+
+    loaded = tf.saved_model.load(saved_model)
+    electra = "serving_pairs" in loaded.signatures
+    if pair:
+        if len(texts) % 2:
+            raise ValueError(f"--pair needs an even number of texts, got {len(texts)}.")
+        inputs = {"text_a": tf.constant(texts[0::2]), "text_b": tf.constant(texts[1::2])}
+        signature = loaded.signatures["serving_pairs" if electra else "encode_pairs"]
+        labels = [f"{a!r} / {b!r}" for a, b in zip(texts[0::2], texts[1::2])]
+    else:
+        inputs = {"text": tf.constant(texts)}
+        signature = loaded.signatures["serving_default" if electra else "encode"]
+        labels = [repr(t) for t in texts]
+    outputs = {k: v.numpy() for k, v in signature(**inputs).items()}
+    lines = []
+    for i, label in enumerate(labels):
+        lines.append(label)
+        lines.extend(format_detection(outputs, i) if electra else format_encoding(outputs, i))
+    return lines
+
+
+def main(argv):
+    texts = argv[1:]
+    if not texts:
+        sys.exit('plm_tf.predict: give one or more texts, e.g. python -m plm_tf.predict --saved_model=DIR "a text"')
+    try:
+        lines = predict(FLAGS.saved_model, texts, FLAGS.pair)
+    except (ValueError, OSError) as error:
+        print(f"plm_tf.predict: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    print("\n".join(lines))
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

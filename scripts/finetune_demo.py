@@ -35,10 +35,17 @@ def main():
     parser.add_argument("--num_epochs", type=int, default=3)
     parser.add_argument("--seq_len", type=int, default=128)
     parser.add_argument("--gin_param", action="append", default=[])
+    parser.add_argument("--inits", default="pretrained,random", help="which initialisations to run, in order.")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the results of runs whose OUT_DIR/<task>/<init>/results.json exists.")
     args = parser.parse_args()
 
     limits = dict(item.split("=") for item in args.max_train_examples.split(",") if item)
+    summary_path = os.path.join(args.out_dir, "summary.json")
     summary = {}
+    if os.path.exists(summary_path):  # runs of other tasks or initialisations made earlier
+        with open(summary_path) as f:
+            summary = json.load(f)
     for task in args.tasks.split(","):
         bindings = [f"finetune.num_epochs = {args.num_epochs}", f"finetune.seq_len = {args.seq_len}"]
         if task in limits:
@@ -46,36 +53,47 @@ def main():
         bindings += args.gin_param
         task_dir = os.path.join(args.tasks_root, task)
         runs = {}
-        for init in ("pretrained", "random"):
+        for init in args.inits.split(","):
             print(f"\n=== {task}: {init} init ===", flush=True)
             model_dir = os.path.join(args.out_dir, task, init)
+            results_path = os.path.join(model_dir, "results.json")
+            if args.reuse and os.path.exists(results_path):
+                with open(results_path) as f:
+                    runs[init] = json.load(f)
+                print(f"reusing {results_path}")
+                continue
             if init == "pretrained":
                 results = run_finetuning([args.gin_file], bindings, task_dir, model_dir, args.pretrain_dir)
             else:
                 results = run_finetuning([args.random_init_gin, args.gin_file], bindings, task_dir, model_dir)
             runs[init] = results
-        summary[task] = {
-            "num_train_examples": runs["pretrained"]["num_train_examples"],
-            "hyperparameters": runs["pretrained"]["hyperparameters"],
-            "majority_baseline": runs["pretrained"]["majority_baseline"],
-            "pretrained": {"best": runs["pretrained"]["best"], "test": runs["pretrained"].get("test"),
-                           "wall_seconds": runs["pretrained"]["wall_seconds"]},
-            "random": {"best": runs["random"]["best"], "test": runs["random"].get("test"),
-                       "wall_seconds": runs["random"]["wall_seconds"]},
-        }
+        first = next(iter(runs.values()))
+        summary[task] = summary.get(task, {})
+        summary[task].update({
+            "num_train_examples": first["num_train_examples"],
+            "hyperparameters": first["hyperparameters"],
+            "majority_baseline": first["majority_baseline"],
+        })
+        for init, results in runs.items():
+            summary[task][init] = {"init": results["init"], "best": results["best"], "test": results.get("test"),
+                                   "wall_seconds": results["wall_seconds"]}
         os.makedirs(args.out_dir, exist_ok=True)
-        with open(os.path.join(args.out_dir, "summary.json"), "w") as f:
+        with open(summary_path, "w") as f:
             json.dump(summary, f, indent=2)
 
-    print("\n| task | split | metric | majority | random init | pretrained |")
-    print("|---|---|---|---|---|---|")
+    inits = ["pretrained", "random"]
+    print("\n| task | split | metric | majority | " + " | ".join(f"{init} init" for init in inits) + " |")
+    print("|---|---|---|---|" + "---|" * len(inits))
     for task, s in summary.items():
-        for split, key in (("dev", "best"), ("test", "test")):
+        for split in ("dev", "test"):
             majority = s["majority_baseline"].get(split)
             for metric in ("accuracy", "f1", "matthews_corrcoef"):
-                rand = s["random"][key]["dev"][metric] if key == "best" else (s["random"]["test"] or {}).get(metric)
-                pre = s["pretrained"][key]["dev"][metric] if key == "best" else (s["pretrained"]["test"] or {}).get(metric)
-                print(f"| {task} | {split} | {metric} | {majority[metric]:.4f} | {rand:.4f} | {pre:.4f} |")
+                cells = []
+                for init in inits:
+                    run = s.get(init) or {}
+                    scores = (run.get("best") or {}).get("dev", {}) if split == "dev" else (run.get("test") or {})
+                    cells.append(f"{scores[metric]:.4f}" if metric in scores else "-")
+                print(f"| {task} | {split} | {metric} | {majority[metric]:.4f} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -88,6 +88,23 @@ class FinetuneRunTest(tf.test.TestCase):
                                                    text_b=tf.constant(["the walk", "the ball"]))
         self.assertEqual(out["score"].shape, (2,))
 
+    def test_albert_and_roberta_recipes(self):
+        """The ALBERT recipe on a shared-layer encoder with a pooler (SentencePiece), RoBERTa's with BPE pairs."""
+        albert = trainer.run_finetuning(
+            ["testing/albert_tiny.gin", "finetune/albert.gin"],
+            ["finetune.seq_len = 24", "finetune.num_epochs = 1", "finetune.tokenizer_kind = 'sentencepiece'"],
+            str(FIXTURES / "pairs"), _tmpdir(self))
+        self.assertEqual(albert["hyperparameters"]["schedule"], "bert")
+        self.assertEqual(albert["hyperparameters"]["batch_size"], 128)
+        model_dir = _tmpdir(self)
+        roberta = trainer.run_finetuning(
+            ["testing/roberta_tiny.gin", "finetune/roberta.gin"],
+            ["finetune.seq_len = 24", "finetune.num_epochs = 1", "finetune.tokenizer_kind = 'bpe'"],
+            str(FIXTURES / "pairs"), model_dir)
+        self.assertEqual(roberta["hyperparameters"]["optimizer"], "LayerwiseFairseqAdam")
+        with open(os.path.join(model_dir, "task.json")) as f:
+            self.assertEqual(json.load(f)["tokenizer_kind"], "bpe")
+
     def test_configuration_errors(self):
         with self.assertRaisesRegex(trainer.FinetuningError, "finetune.schedule must be one of"):
             trainer.run_finetuning(TINY, ["finetune.schedule = 'cosine'"], str(FIXTURES / "single"), _tmpdir(self))
@@ -167,6 +184,19 @@ class CommandLineTest(tf.test.TestCase):
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3")
         return subprocess.run([sys.executable, "-m", "plm_tf.finetune", *args], capture_output=True, text=True,
                               cwd=REPO_ROOT, env=env, timeout=300)
+
+    def test_fine_tune_and_export(self):
+        model_dir, export_dir = _tmpdir(self), os.path.join(_tmpdir(self), "export")
+        result = self._run("--gin_file=testing/electra_tiny.gin", "--gin_file=finetune/electra.gin",
+                           "--gin_param=finetune.num_epochs = 1", "--gin_param=finetune.seq_len = 24",
+                           f"--task_dir={FIXTURES / 'pairs'}", f"--model_dir={model_dir}", f"--export_dir={export_dir}")
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        self.assertIn("Done. Best epoch 1", result.stdout)
+        self.assertTrue(os.path.exists(os.path.join(model_dir, "results.json")))
+        served = tf.saved_model.load(export_dir)
+        out = served.signatures["serving_default"](text_a=tf.constant(["the walk was happy"]),
+                                                   text_b=tf.constant(["the walk was long"]))
+        self.assertIn(out["label"].numpy()[0].decode(), ["False", "Neither", "True"])
 
     def test_bad_task_is_one_line_and_exit_2(self):
         folder = _tmpdir(self)

@@ -15,6 +15,8 @@ Outputs of `serving_default` (B = batch):
     regression:     score float32 [B]
 The exported module also keeps `label_names` (string [C]; empty for regression) and `seq_len` as attributes.
 
+The SavedModel also loads in TensorFlow Serving's TF1 loader with every variable initialised.
+
 (`plm_tf.export` serves pretraining models — encoders, ELECTRA's replaced-token detector, masked LM — and has
 no classifier head, so the fine-tuned classifier is exported here.)
 """
@@ -40,7 +42,11 @@ class ClassifierServingModule(tf.Module):
 
     def __init__(self, model, tokenizer, label_names, seq_len, is_pair, name="classifier_serving"):
         super().__init__(name=name)
-        self.model = model
+        # Track the tf.Variables under the Keras variables, not the Keras model: a Keras variable exports as a
+        # second copy that TensorFlow Serving's (TF1) loader restores while the functions read the first, left
+        # uninitialised (the lesson of plm_tf.export.serving, which does the same).
+        self.model_variables = [variable.value for variable in model.variables]
+        self._keras = _Untracked(model=model)
         self.tokenizer = tokenizer
         self.seq_len = seq_len
         self.is_pair = is_pair
@@ -53,7 +59,7 @@ class ClassifierServingModule(tf.Module):
             self.serving_default = tf.function(self._classify, input_signature=[text])
 
     def _outputs(self, features):
-        logits = tf.cast(self.model(features, training=False), tf.float32)
+        logits = tf.cast(self._keras.model(features, training=False), tf.float32)
         if self.is_regression:
             return {"score": logits[:, 0]}
         label_id = tf.argmax(logits, axis=-1, output_type=tf.int32)
@@ -65,6 +71,13 @@ class ClassifierServingModule(tf.Module):
 
     def _classify_pairs(self, text_a, text_b):
         return self._outputs(features_lib.encode_texts(self.tokenizer, text_a, text_b, self.seq_len))
+
+
+class _Untracked:
+    """Holds the Keras model without making it a SavedModel child (its variables are tracked explicitly)."""
+
+    def __init__(self, **objects):
+        self.__dict__.update(objects)
 
 
 def export_classifier(model, tokenizer, label_names, seq_len, is_pair, export_dir):

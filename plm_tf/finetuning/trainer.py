@@ -78,13 +78,22 @@ def _batches(encoded, labels, batch_size, shuffle_seed=None):
     return dataset.batch(batch_size).prefetch(2)
 
 
-def predict(model, encoded, batch_size=128):
-    """Model outputs for encoded features: logits [N, C] (scores [N, 1] for regression), numpy."""
-    call = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
+def predict(model, encoded, batch_size=128, call=None):
+    """Model outputs for encoded features: logits [N, C] (scores [N, 1] for regression), numpy.
+
+    `call` is a reusable `tf.function` of the model (see `make_predict_fn`); None traces a new one.
+    """
+    call = call or make_predict_fn(model)
     count = len(encoded["input_ids"])
     outputs = [call({k: encoded[k][i:i + batch_size] for k in FEATURE_KEYS}).numpy()
                for i in range(0, count, batch_size)]
     return np.concatenate(outputs)
+
+
+def make_predict_fn(model):
+    """A `tf.function` running `model` in inference mode on a batch of features (traced once per shape)."""
+    spec = {k: tf.TensorSpec([None, None], tf.int32) for k in FEATURE_KEYS}
+    return tf.function(lambda batch: model(batch, training=False), input_signature=[spec])
 
 
 def _loss_fn(is_regression):
@@ -207,6 +216,7 @@ def finetune(
         learning_rate_multipliers=multipliers)
     optimizer.build(model.trainable_variables)
     loss_fn = _loss_fn(task_data.is_regression)
+    predict_fn = make_predict_fn(model)
 
     @tf.function(reduce_retracing=True)
     def train_step(batch, batch_labels):
@@ -238,7 +248,8 @@ def finetune(
         epoch_start = time.perf_counter()
         losses = [float(train_step(batch, batch_labels))
                   for batch, batch_labels in _batches(encoded["train"], train_labels, batch_size, seed + epoch)]
-        dev = metrics_lib.task_metrics(task_data, labels["dev"], predict(model, encoded["dev"], eval_batch_size))
+        dev_outputs = predict(model, encoded["dev"], eval_batch_size, predict_fn)
+        dev = metrics_lib.task_metrics(task_data, labels["dev"], dev_outputs)
         if selection_metric not in dev:
             raise FinetuningError(f"finetune.selection_metric = {selection_metric!r} is not one of {sorted(dev)}.")
         record = {"epoch": epoch, "step": epoch * steps_per_epoch, "train_loss": float(np.mean(losses)), "dev": dev,
@@ -268,7 +279,7 @@ def finetune(
     }
     if "test" in task_data.splits and labels["test"] is not None:
         results["test"] = metrics_lib.task_metrics(
-            task_data, labels["test"], predict(model, encoded["test"], eval_batch_size))
+            task_data, labels["test"], predict(model, encoded["test"], eval_batch_size, predict_fn))
         results["num_test_examples"] = len(labels["test"])
         print_fn("test (best epoch) | " + " ".join(f"{k} {v:.4f}" for k, v in results["test"].items()))
     results["wall_seconds"] = round(time.perf_counter() - started, 1)

@@ -68,6 +68,20 @@ class FinetuneRunTest(tf.test.TestCase):
         self.assertAllClose(outputs["logits"], expected, atol=1e-5)
         self.assertAllClose(tf.reduce_sum(outputs["probabilities"], -1), [1.0] * 3)
         self.assertAllEqual(outputs["label"], tf.gather(tf.constant(["0", "1"]), outputs["label_id"]))
+        # TensorFlow Serving's TF1 loader initialises every variable and gives the same logits.
+        import tensorflow_text  # noqa: F401
+
+        with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+            meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], export_dir)
+            handles = [op for op in graph.get_operations()
+                       if op.type == "VarHandleOp" and op.get_attr("dtype") == tf.float32]
+            initialized = session.run([tf.raw_ops.VarIsInitializedOp(resource=op.outputs[0]) for op in handles])
+            signature = meta_graph.signature_def["serving_default"]
+            logits = session.run(graph.get_tensor_by_name(signature.outputs["logits"].name),
+                                 {graph.get_tensor_by_name(signature.inputs["text"].name): texts})
+        self.assertLen(handles, len([v for v in reloaded.variables if v.dtype == "float32"]))
+        self.assertAllEqual(initialized, [True] * len(handles))
+        self.assertAllClose(logits, expected, atol=1e-5)
 
     def test_pairs_and_regression(self):
         pairs = trainer.run_finetuning(TINY, FAST + ["finetune.num_epochs = 1", "finetune.layer_decay = 1.0"],

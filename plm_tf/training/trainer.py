@@ -10,6 +10,7 @@ import os
 import time
 
 import gin
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -38,6 +39,18 @@ def _resolve_vocab_size(tokenizer):
             f"The vocabulary has {tokenizer.vocab_size} tokens but encoder_config.vocab_size = {configured}. "
             "Use the matching vocab, or bind encoder_config.vocab_size = None to size the model from the vocab."
         )
+
+
+def _dropout_rng_state(model):
+    """A trackable holding every Dropout layer's Keras SeedGenerator state, so that a resumed run continues
+    the same dropout masks as an uninterrupted one (the model checkpoint alone does not include them)."""
+    holder = tf.Module()
+    holder.states = [
+        layer.seed_generator.state
+        for layer in model._flatten_layers(include_self=False)
+        if getattr(layer, "seed_generator", None) is not None
+    ]
+    return holder
 
 
 def _sum_into(total, update):
@@ -86,7 +99,8 @@ def pretrain(
         precision_policy: "float32", "mixed_bfloat16" (CPU/TPU) or "mixed_float16" (GPU, with loss scaling).
         strategy: "default", "mirrored", "multi_worker_mirrored" or "tpu".
         tpu_address: TPU name or grpc address for strategy="tpu".
-        seed: root of every random draw (data order, masks, ELECTRA samples).
+        seed: root of every random draw (weight initialisation, dropout, data order, masks, ELECTRA samples);
+            the dropout streams are checkpointed, so a killed and resumed run reproduces an uninterrupted one.
         print_fn: where progress lines go.
     """
     if objective not in pipelines.DEFAULT_TOKENIZER:
@@ -96,6 +110,7 @@ def pretrain(
         if value < 1:
             raise TrainingError(f"{name} must be at least 1, got {value}.")
     started = time.perf_counter()
+    keras.utils.set_random_seed(seed)  # weight initialisation and the dropout streams
     precision.set_precision(precision_policy)
     strategy_obj = distribution.create_strategy(strategy, tpu_address)
     tokenizer = pipelines.load_tokenizer(tokenizer_kind or pipelines.DEFAULT_TOKENIZER[objective], vocab_path)
@@ -118,7 +133,8 @@ def pretrain(
     dataset = strategy_obj.distribute_datasets_from_function(dataset_fn)
     iterator = iter(dataset)
     manager = checkpointing.CheckpointManager(
-        model_dir, model, optimizer, iterator=iterator, max_to_keep=keep_checkpoints, strategy=strategy_obj
+        model_dir, model, optimizer, iterator=iterator, max_to_keep=keep_checkpoints, strategy=strategy_obj,
+        dropout_rng=_dropout_rng_state(model),
     )
     start_step = manager.restore_latest()
     is_chief = manager.is_chief

@@ -7,7 +7,7 @@ checkpoint that does not fit the configuration, a bad option) end with one line 
 """
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 flags.DEFINE_string("checkpoint", None, "checkpoint prefix (.../ckpt-6) or a trainer model_dir (its latest).")
 flags.DEFINE_string("output", None, "SavedModel directory to write.")
@@ -25,6 +25,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"plm_tf.export: unexpected arguments {argv[1:]}.")
+    logging.set_verbosity(logging.WARNING)
     import tensorflow as tf  # noqa: F401  (also makes importlib.util available to gin's include resolver)
 
     from plm_tf.export.exporter import export_saved_model, load_from_checkpoint

@@ -226,9 +226,11 @@ class ServingModule(tf.Module):
 
     Attributes kept in the SavedModel: `tokenizer` (its vocabulary files are assets), `model_variables` (the
     tf.Variable of every weight of the served encoder and head, tracked explicitly as Keras variables are not
-    tf.Module children),
-    and `serving_config()`, a function (not a signature) returning scalars "max_seq_length" (int32),
-    "objective", "layout", "sentence_embedding" and "tokenizer_kind" (strings).
+    tf.Module children) and `serving_config()`, a function (not a signature) returning scalars
+    "max_seq_length" (int32), "objective", "layout", "sentence_embedding" and "tokenizer_kind" (strings).
+
+    Pair signatures need text_a and text_b of the same length B; otherwise the call fails with
+    InvalidArgumentError "text_a and text_b must have the same length".
     """
 
     def __init__(self, model, tokenizer, max_seq_length=128, sentence_embedding="auto"):
@@ -249,7 +251,6 @@ class ServingModule(tf.Module):
                 f"(max_position_embeddings={encoder.max_position_embeddings}, "
                 f"position_offset={encoder.position_offset}).")
         self.layout_name = layout_for(objective)
-        num_special_tokens(self.layout_name, pair=True)
         if max_seq_length < num_special_tokens(self.layout_name, pair=True) + 2:
             raise ExportError(
                 f"max_seq_length={max_seq_length} is too short: pairs need "

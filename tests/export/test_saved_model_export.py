@@ -9,6 +9,7 @@ import sys
 import tempfile
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import export_helpers
@@ -234,8 +235,17 @@ class SavedModelExportTest(tf.test.TestCase):
                          [[token, f"{p:.3f}"] for token, p in zip(tokens[:count], probability[:count])])
         self.assertEqual(lines[0 + count + 1].split()[0], "score:")
         self.assertTrue(lines[-1].strip().endswith("(truncated)"))
+        pair_lines = predict.predict(self.export_dir, ["Hello there", "general kenobi"], pair=True)
+        self.assertEqual(pair_lines[0], "'Hello there' / 'general kenobi'")
+        self.assertEqual([line.split()[0] for line in pair_lines[1:] if line.split()[0].startswith("[")],
+                         ["[CLS]", "[SEP]", "[SEP]"])
         with self.assertRaisesRegex(ValueError, "even number"):
             predict.predict(self.export_dir, ["a", "b", "c"], pair=True)
+
+    def test_existing_output_is_kept_without_overwrite(self):
+        with self.assertRaisesRegex(ExportError, "exists; pass overwrite=True"):
+            exporter.export_saved_model(self.model, self.tokenizer, self.export_dir, overwrite=False)
+        self.assertTrue(os.path.exists(os.path.join(self.export_dir, "saved_model.pb")))
 
     # ----- checkpoints that do not fit -------------------------------------------------------------------
     def test_checkpoint_of_another_size_is_refused(self):
@@ -267,3 +277,35 @@ class SavedModelExportTest(tf.test.TestCase):
         exporter.restore_model_weights(fresh, written)
         for restored, original in zip(fresh.variables, self.model.variables):
             self.assertAllEqual(restored, original)
+
+
+@pytest.mark.slow
+class EncoderFamiliesSavedModelTest(tf.test.TestCase):
+    """RoBERTa (byte-level BPE: vocab.json + merges.txt) and ALBERT (SentencePiece model) exports, loaded back."""
+
+    def check_family(self, objective, asset_names, first_tokens):
+        import tensorflow_text  # noqa: F401
+
+        model, tokenizer = export_helpers.tiny_model(objective)
+        export_dir = os.path.join(self.get_temp_dir(), objective)
+        exporter.export_saved_model(model, tokenizer, export_dir, max_seq_length=24)
+        self.assertEqual(sorted(os.listdir(os.path.join(export_dir, "assets"))), asset_names)
+        loaded = tf.saved_model.load(export_dir)
+        self.assertEqual(sorted(loaded.signatures), ["encode", "encode_pairs", "serving_default", "token_ids"])
+        out = loaded.signatures["encode_pairs"](text_a=tf.constant(["Hello there", ""]),
+                                                text_b=tf.constant(["naïve 😀", "word " * 30]))
+        module = serving.ServingModule(model, tokenizer, max_seq_length=24)
+        features = module.pack(tf.constant(["Hello there", ""]), tf.constant(["naïve 😀", "word " * 30]))
+        mode = module._settings["mode"]
+        reference = serving.keras_reference(model, features, mode)
+        self.assertAllClose(out["sentence_embedding"], reference["sentence_embedding"], atol=1e-5)
+        self.assertAllEqual(out["truncated"], [False, True])
+        self.assertEqual([t.decode() for t in out["tokens"].numpy()[1][:3]], first_tokens)
+        default = loaded.signatures["serving_default"](text=tf.constant([], tf.string))
+        self.assertEqual(default["sentence_embedding"].shape, (0, model.encoder.hidden_size))
+
+    def test_roberta(self):
+        self.check_family("mlm", ["merges.txt", "vocab.json"], ["<s>", "</s>", "</s>"])
+
+    def test_albert(self):
+        self.check_family("mlm_sop", ["sentencepiece.model"], ["[CLS]", "[SEP]", "\u2581word"])

@@ -119,18 +119,20 @@ class EncodeEveryFamilyTest(tf.test.TestCase):
         tokens = [t.decode() for t in out["tokens"].numpy()[0] if t]
         self.assertEqual(tokens[0], first)
         self.assertEqual([t for t in tokens if t in separators], separators)
-        return features
+        return features, module
 
     def test_roberta(self):
-        features = self.check_family("mlm", "<s>", ["</s>", "</s>", "</s>"], "mean")
+        features, _ = self.check_family("mlm", "<s>", ["</s>", "</s>", "</s>"], "mean")
         self.assertAllEqual(features["input_type_ids"], tf.zeros_like(features["input_type_ids"]))
 
     def test_albert(self):
-        features = self.check_family("mlm_sop", "[CLS]", ["[SEP]", "[SEP]"], "pooled")
+        features, _ = self.check_family("mlm_sop", "[CLS]", ["[SEP]", "[SEP]"], "pooled")
         self.assertEqual(int(tf.reduce_max(features["input_type_ids"])), 1)
 
     def test_bert(self):
-        self.check_family("mlm_nsp", "[CLS]", ["[SEP]", "[SEP]"], "pooled")
+        _, module = self.check_family("mlm_nsp", "[CLS]", ["[SEP]", "[SEP]"], "pooled")
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "same length"):
+            module.encode_pairs(tf.constant(["a", "b"]), tf.constant(["c"]))
 
     def test_masked_lm_logits_from_token_ids(self):
         model, tokenizer = export_helpers.tiny_model("mlm")

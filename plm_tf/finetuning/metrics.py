@@ -43,7 +43,10 @@ def f1_score(labels, predictions, num_classes, positive_class=None):
 
 
 def matthews_corrcoef(labels, predictions, num_classes):
-    """(c·s − Σ p_k t_k) / sqrt((s² − Σ p_k²)(s² − Σ t_k²)), c = correct, s = total, p/t = predicted/true counts."""
+    """(c·s − Σ p_k t_k) / sqrt((s² − Σ p_k²)(s² − Σ t_k²)).
+
+    c = correct predictions, s = examples, p_k / t_k = how often class k is predicted / true.
+    """
     matrix = confusion_matrix(labels, predictions, num_classes).astype(np.float64)
     correct = np.trace(matrix)
     total = matrix.sum()

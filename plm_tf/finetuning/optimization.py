@@ -85,9 +85,9 @@ class _LearningRateMultipliers:
 
     def __init__(self, *args, learning_rate_multipliers=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.learning_rate_multipliers = (
-            None if learning_rate_multipliers is None else {str(k): float(v) for k, v in learning_rate_multipliers.items()}
-        )
+        self.learning_rate_multipliers = None
+        if learning_rate_multipliers is not None:
+            self.learning_rate_multipliers = {str(k): float(v) for k, v in learning_rate_multipliers.items()}
 
     def build(self, var_list):
         if self.built:

@@ -41,7 +41,8 @@ def main(argv):
         print(f"plm_tf.train: error: {error}", file=sys.stderr)
         sys.exit(2)
     print("\nDone.")
-    for key in ("step", "final_losses", "final_metrics", "tokens_per_second", "wall_time", "latest_checkpoint"):
+    for key in ("step", "final_losses", "final_metrics", "tokens_per_second", "wall_time", "latest_checkpoint",
+                "weights_fingerprint"):
         print(f"  {key}: {summary[key]}")
     print(f"  TensorBoard: tensorboard --logdir {os.path.join(model_dir, 'train')}")
 

@@ -40,13 +40,23 @@ def replica_step(model, optimizer, objective, batch, step, run_seed):
 def make_train_loop(strategy, model, optimizer, objective, run_seed, micro_steps_per_update):
     """A tf.function running `num_updates` optimizer updates (each of `micro_steps_per_update` micro-batches).
 
+    Input: `iterator` is a plain (checkpointable) tf.data iterator of *per-replica* batches, the same stream on
+    every worker. Each micro-batch takes `num_replicas_in_sync` consecutive batches and gives replica r the
+    r-th, so every worker's iterator stays at the same position (restoring the chief's iterator state is
+    right for all of them) and the global micro-batch holds the same examples whatever the replica count.
+
     Returns a function (iterator, num_updates int32 scalar, first_step int64) → (mean loss, {loss: mean},
     metric sums), everything summed over replicas and averaged (losses) or summed (metric sums) over the
     micro-batches it ran.
     """
 
+    replicas = strategy.num_replicas_in_sync
+
     def one_micro_batch(iterator, step):
-        batch = next(iterator)
+        batches = [next(iterator) for _ in range(replicas)]
+        batch = strategy.experimental_distribute_values_from_function(
+            lambda context: batches[context.replica_id_in_sync_group]
+        )
         per_replica = strategy.run(replica_step, args=(model, optimizer, objective, batch, step, run_seed))
         return tf.nest.map_structure(
             lambda value: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None), per_replica

@@ -5,6 +5,7 @@ model and optimizer (in the strategy scope) → distributed tf.data pipeline →
 `steps_per_loop`-update tf.function calls with progress lines, TensorBoard summaries, periodic checkpoints
 and SIGTERM handling → final checkpoint and summary.
 """
+import hashlib
 import json
 import os
 import time
@@ -51,6 +52,15 @@ def _dropout_rng_state(model):
         if getattr(layer, "seed_generator", None) is not None
     ]
     return holder
+
+
+def weights_fingerprint(model):
+    """MD5 of every trainable weight's bytes, in a fixed order: equal across workers and reruns iff the
+    weights are bit-identical."""
+    digest = hashlib.md5()
+    for variable in sorted(model.trainable_variables, key=lambda v: v.path):
+        digest.update(np.asarray(variable.numpy(), np.float32).tobytes())
+    return digest.hexdigest()
 
 
 def _sum_into(total, update):
@@ -124,13 +134,12 @@ def pretrain(
     accumulation = int(getattr(optimizer, "gradient_accumulation_steps", None) or 1)
     batches = distribution.split_batch(batch_size, strategy_obj.num_replicas_in_sync, accumulation)
 
-    def dataset_fn(input_context):
-        return pipelines.pretraining_dataset(
-            objective=objective, corpus_paths=corpus_paths, tokenizer_kind=tokenizer.kind, vocab_path=vocab_path,
-            seq_len=seq_len, batch_size=batches.micro_batch_size, seed=seed, input_context=input_context,
-        )
-
-    dataset = strategy_obj.distribute_datasets_from_function(dataset_fn)
+    # Every worker reads the same stream of per-replica batches (see make_train_loop), so the iterator is a
+    # plain checkpointable tf.data iterator under every strategy.
+    dataset = pipelines.pretraining_dataset(
+        objective=objective, corpus_paths=corpus_paths, tokenizer_kind=tokenizer.kind, vocab_path=vocab_path,
+        seq_len=seq_len, batch_size=batches.per_replica_batch_size, seed=seed,
+    )
     iterator = iter(dataset)
     manager = checkpointing.CheckpointManager(
         model_dir, model, optimizer, iterator=iterator, max_to_keep=keep_checkpoints, strategy=strategy_obj,
@@ -198,6 +207,7 @@ def pretrain(
         "strategy": strategy,
         "replicas": strategy_obj.num_replicas_in_sync,
         "precision": precision_policy,
+        "weights_fingerprint": weights_fingerprint(model),
     }
     if is_chief:
         with tf.io.gfile.GFile(os.path.join(model_dir, "summary.json"), "w") as f:

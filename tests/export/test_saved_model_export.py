@@ -9,7 +9,6 @@ import sys
 import tempfile
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 import export_helpers
@@ -266,6 +265,15 @@ class SavedModelExportTest(tf.test.TestCase):
         self.assertEqual(exporter.resolve_checkpoint(os.path.join(self.model_dir, "ckpt-1")),
                          os.path.join(self.model_dir, "ckpt-1"))
 
+    def test_cli_error_is_one_line_and_status_2(self):
+        done = export_helpers.run_python(["-m", "plm_tf.export", f"--checkpoint={self.tmp}/nowhere",
+                                          f"--output={self.tmp}/never"], timeout=180)
+        self.assertEqual(done.returncode, 2, done.stderr[-2000:])
+        errors = [line for line in done.stderr.splitlines() if line.startswith("plm_tf.export: error:")]
+        self.assertLen(errors, 1)
+        self.assertIn("neither a checkpoint prefix", errors[0])
+        self.assertFalse(os.path.exists(f"{self.tmp}/never"))
+
     def test_checkpoint_holding_block_weights_only_under_the_optimizer(self):
         # Encoders before the block-attribute fix were checkpointed with their blocks reachable only through
         # optimizer/_trainable_variables/<i>; restore_model_weights falls back to that index.
@@ -279,7 +287,6 @@ class SavedModelExportTest(tf.test.TestCase):
             self.assertAllEqual(restored, original)
 
 
-@pytest.mark.slow
 class EncoderFamiliesSavedModelTest(tf.test.TestCase):
     """RoBERTa (byte-level BPE: vocab.json + merges.txt) and ALBERT (SentencePiece model) exports, loaded back."""
 

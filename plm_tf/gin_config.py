@@ -4,6 +4,7 @@ gin files live in the repository's top-level `gin/` folder (installed as `plm_tf
 a path, or a name relative to that folder (`electra_small.gin`), and `include` lines inside gin files are
 resolved relative to it.
 """
+import importlib.util  # noqa: F401  gin's include resolution calls importlib.util without importing it
 import logging
 import os
 

@@ -45,6 +45,9 @@ def main(argv):
                 "weights_fingerprint"):
         print(f"  {key}: {summary[key]}")
     print(f"  TensorBoard: tensorboard --logdir {os.path.join(model_dir, 'train')}")
+    if "export_dir" in summary:
+        print(f"  SavedModel: {summary['export_dir']}  (try: python -m plm_tf.predict "
+              f"--saved_model={summary['export_dir']} \"The quick brown fox.\")")
 
 
 def run():

@@ -88,6 +88,7 @@ def pretrain(
     strategy="default",
     tpu_address=None,
     seed=0,
+    export=True,
     print_fn=print,
 ):
     """Pretrains `objective` and returns a summary dict (also written to `model_dir/summary.json`).
@@ -111,6 +112,9 @@ def pretrain(
         tpu_address: TPU name or grpc address for strategy="tpu".
         seed: root of every random draw (weight initialisation, dropout, data order, masks, ELECTRA samples);
             the dropout streams are checkpointed, so a killed and resumed run reproduces an uninterrupted one.
+        export: at the end of the run, write the serving SavedModel (raw-text signatures, see
+            `plm_tf.export`) of the kept model — ELECTRA's discriminator, otherwise the encoder and its MLM
+            head — to `model_dir/export`.
         print_fn: where progress lines go.
     """
     if objective not in pipelines.DEFAULT_TOKENIZER:
@@ -209,6 +213,14 @@ def pretrain(
         "precision": precision_policy,
         "weights_fingerprint": weights_fingerprint(model),
     }
+    if export and is_chief and not preempted and step >= train_steps:
+        from plm_tf.export.exporter import export_saved_model
+
+        summary["export_dir"] = export_saved_model(
+            model, tokenizer, os.path.join(model_dir, "export"),
+            max_seq_length=min(seq_len, model.encoder_config["max_position_embeddings"]
+                               - model.encoder_config["position_offset"]),
+        )
     if is_chief:
         with tf.io.gfile.GFile(os.path.join(model_dir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=2)

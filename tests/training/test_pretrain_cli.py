@@ -58,7 +58,7 @@ def checkpoint_weights(prefix):
 class TrainCliTest(tf.test.TestCase):
     def test_electra_end_to_end(self):
         model_dir = self.get_temp_dir() + "/electra"
-        result = run_train(model_dir)
+        result = run_train(model_dir, "testing/electra_tiny.gin", "pretrain.export = True")
         lines = result.stdout.splitlines()
         progress = [line for line in lines if line.startswith("step ")]
         self.assertLen(progress, 3)  # log_every = 2, 6 steps
@@ -71,6 +71,10 @@ class TrainCliTest(tf.test.TestCase):
         self.assertEqual(os.path.basename(summary["latest_checkpoint"]), "ckpt-6")
         self.assertTrue(os.path.exists(os.path.join(model_dir, "operative_config.gin")))
         self.assertTrue(tf.io.gfile.glob(os.path.join(model_dir, "train", "events.out.tfevents.*")))
+        # The run ends by exporting the discriminator as a raw-text SavedModel.
+        self.assertEqual(summary["export_dir"], os.path.join(os.path.abspath(model_dir), "export"))
+        self.assertTrue(os.path.exists(os.path.join(summary["export_dir"], "saved_model.pb")))
+        self.assertIn("SavedModel:", result.stdout)
         # A second call with the same model_dir has nothing left to do and keeps the weights.
         again = run_train(model_dir)
         self.assertIn("nothing to do", again.stdout)

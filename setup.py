@@ -32,8 +32,10 @@ setuptools.setup(
     description="TensorFlow 2 / Keras 3 reimplementation of RoBERTa, ALBERT and ELECTRA pretraining",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    packages=setuptools.find_packages(include=["plm_tf", "plm_tf.*"]),
-    package_data={"plm_tf": ["assets/*", "assets/**/*"]},
+    # gin/ sits at the top of the repository and is installed as plm_tf/gin (plm_tf.gin_config finds both).
+    packages=setuptools.find_packages(include=["plm_tf", "plm_tf.*"]) + ["plm_tf.gin"],
+    package_dir={"plm_tf.gin": "gin"},
+    package_data={"plm_tf": ["assets/*", "assets/**/*"], "plm_tf.gin": ["*.gin", "**/*.gin"]},
     include_package_data=True,
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,

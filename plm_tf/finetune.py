@@ -34,7 +34,10 @@ def main(argv):
     if len(argv) > 1:
         sys.exit(f"plm_tf.finetune: unexpected arguments {argv[1:]}; configuration goes in --gin_file/--gin_param.")
     logging.set_verbosity(logging.WARNING)
-    task_name = os.path.basename(os.path.normpath(FLAGS.task_dir.replace("tfds:", "").replace("/", "_")))
+    if FLAGS.task_dir.startswith("tfds:"):
+        task_name = FLAGS.task_dir[len("tfds:"):].replace("/", "_")
+    else:
+        task_name = os.path.basename(os.path.normpath(FLAGS.task_dir))
     model_dir = FLAGS.model_dir or os.path.join("runs", "finetune", task_name)
     gin_files = FLAGS.gin_file or ["finetune/electra.gin"]
     # Imported here so that `--help` and flag errors do not pay for TensorFlow's start-up.

@@ -329,6 +329,13 @@ TFDS_PREFIX = "tfds:"
 def load_task(task, tfds_data_dir=None, **kwargs):
     """`load_tsv_task(task)` for a folder, `load_tfds_task(name)` for "tfds:glue/<config>"."""
     if task.startswith(TFDS_PREFIX):
+        tsv_only = {k: v for k, v in kwargs.items()
+                    if (k == "text_columns" and v is not None) or (k == "label_column" and v != "label")}
+        if tsv_only:
+            raise TaskDataError(f"{sorted(tsv_only)} apply to TSV folders, not to {task} (TFDS glue features "
+                                "are named by the dataset).")
         return load_tfds_task(task[len(TFDS_PREFIX):], data_dir=tfds_data_dir,
                               **{k: v for k, v in kwargs.items() if k in ("regression", "positive_label")})
+    if tfds_data_dir is not None:
+        raise TaskDataError(f"tfds_data_dir only applies to tfds:glue/... tasks, not to the folder {task}.")
     return load_tsv_task(task, **kwargs)

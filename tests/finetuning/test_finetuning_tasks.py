@@ -184,6 +184,12 @@ class TfdsTest(tf.test.TestCase):
             tasks.load_task("tfds:glue/sst2", tfds_data_dir=data_dir)
         self.assertEmpty(os.listdir(data_dir))
 
+    def test_tsv_options_are_not_silently_ignored(self):
+        with self.assertRaisesRegex(TaskDataError, r"\['text_columns'\] apply to TSV folders"):
+            tasks.load_task("tfds:glue/sst2", tfds_data_dir=_tmpdir(self), text_columns=("a",))
+        with self.assertRaisesRegex(TaskDataError, "tfds_data_dir only applies"):
+            tasks.load_task(str(FIXTURES / "single"), tfds_data_dir=_tmpdir(self))
+
     def test_unknown_tfds_name(self):
         with self.assertRaisesRegex(TaskDataError, "unknown to tensorflow_datasets"):
             tasks.load_task("tfds:no_such_dataset_xyz", tfds_data_dir=_tmpdir(self))

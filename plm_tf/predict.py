@@ -9,6 +9,8 @@ import sys
 
 from absl import app, flags
 
+from plm_tf.cli import exit_with_error
+
 flags.DEFINE_string("saved_model", None, "a SavedModel written by `python -m plm_tf.export`.")
 flags.DEFINE_boolean("pair", False, "treat the texts as consecutive (first, second) pairs.")
 flags.mark_flag_as_required("saved_model")
@@ -70,8 +72,7 @@ def main(argv):
     try:
         lines = predict(FLAGS.saved_model, texts, FLAGS.pair)
     except (ValueError, OSError) as error:
-        print(f"plm_tf.predict: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        exit_with_error("plm_tf.predict", error)
     print("\n".join(lines))
 
 

@@ -10,6 +10,7 @@ import sys
 
 from absl import app, flags, logging
 
+from plm_tf.cli import exit_with_error
 from plm_tf.gin_config import ConfigError, parse_gin
 
 DEFAULT_GIN_FILE = "electra_demo.gin"
@@ -38,8 +39,7 @@ def main(argv):
         summary = pretrain(model_dir, strategy=FLAGS.strategy, tpu_address=FLAGS.tpu_address,
                            print_fn=lambda line: print(line, flush=True))
     except (ConfigError, ValueError, FileNotFoundError) as error:
-        print(f"plm_tf.train: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        exit_with_error("plm_tf.train", error)
     print("\nDone.")
     for key in ("step", "final_losses", "final_metrics", "tokens_per_second", "wall_time", "latest_checkpoint",
                 "weights_fingerprint"):

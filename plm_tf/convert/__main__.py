@@ -22,6 +22,8 @@ import sys
 
 from absl import app, flags, logging
 
+from plm_tf.cli import exit_with_error
+
 flags.DEFINE_enum("from", None, ["hf", "tf1", "plm_tf"], "Source format.")
 flags.DEFINE_enum("to", "plm_tf", ["plm_tf", "hf"], "Target format: plm_tf (from hf / tf1) or hf (from plm_tf).")
 flags.DEFINE_string("model_type", None, "Model family: bert, roberta, albert or electra.")
@@ -82,8 +84,7 @@ def main(argv):
         written = run(FLAGS["from"].value, FLAGS.to, FLAGS.model_type, FLAGS.input, FLAGS.output,
                       FLAGS.generator_input, FLAGS.generator_output, FLAGS.config, FLAGS.gin_file, FLAGS.gin_param)
     except (ConversionError, FileNotFoundError) as error:
-        print(f"plm_tf.convert: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        exit_with_error("plm_tf.convert", error)
     for folder in written:
         print(f"plm_tf.convert: wrote {folder}")
 

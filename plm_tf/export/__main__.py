@@ -9,6 +9,8 @@ import sys
 
 from absl import app, flags, logging
 
+from plm_tf.cli import exit_with_error
+
 flags.DEFINE_string("checkpoint", None, "checkpoint prefix (.../ckpt-6) or a trainer model_dir (its latest).")
 flags.DEFINE_string("output", None, "SavedModel directory to write.")
 flags.DEFINE_multi_string("gin_file", None, "gin file(s) of the model; default <model_dir>/operative_config.gin.")
@@ -36,8 +38,7 @@ def main(argv):
         path = export_saved_model(model, tokenizer, FLAGS.output, max_seq_length=FLAGS.max_seq_length,
                                   sentence_embedding=FLAGS.sentence_embedding, overwrite=FLAGS.overwrite)
     except (ConfigError, ValueError, FileNotFoundError) as error:
-        print(f"plm_tf.export: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        exit_with_error("plm_tf.export", error)
     print(f"plm_tf.export: wrote {path}")
     print(f"  inspect: saved_model_cli show --all --dir {path}")
     print(f"  try:     python -m plm_tf.predict --saved_model={path} \"some text\"")

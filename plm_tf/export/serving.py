@@ -210,9 +210,10 @@ def serving_parts(model):
     raise ExportError(f"Cannot export {type(model).__name__}: expected an ElectraPretrainer or MaskedLMPretrainer.")
 
 
-def layout_for(objective):
-    """The special-token layout of an objective's family: RoBERTa ("mlm") or BERT-style (the rest)."""
-    return "roberta" if objective == "mlm" else "bert"
+def layout_for(tokenizer):
+    """The special-token layout: RoBERTa's `<s> A </s></s> B </s>` for byte-level BPE vocabularies, BERT's
+    `[CLS] A [SEP] B [SEP]` otherwise — the same rule fine-tuning uses (`plm_tf.finetuning.features`)."""
+    return "roberta" if tokenizer.kind == "bpe" else "bert"
 
 
 class ServingModule(tf.Module):
@@ -250,7 +251,7 @@ class ServingModule(tf.Module):
                 f"max_seq_length={max_seq_length} exceeds the model's {capacity} positions "
                 f"(max_position_embeddings={encoder.max_position_embeddings}, "
                 f"position_offset={encoder.position_offset}).")
-        self.layout_name = layout_for(objective)
+        self.layout_name = layout_for(tokenizer)
         if max_seq_length < num_special_tokens(self.layout_name, pair=True) + 2:
             raise ExportError(
                 f"max_seq_length={max_seq_length} is too short: pairs need "

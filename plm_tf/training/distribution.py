@@ -23,6 +23,10 @@ import tensorflow as tf
 
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "tpu")
 
+
+class StrategyError(ValueError):
+    """A strategy that cannot be created here (e.g. no TPU at the address); the message says why."""
+
 BatchSizes = collections.namedtuple(
     "BatchSizes", ["global_batch_size", "micro_batch_size", "per_replica_batch_size"]
 )
@@ -121,7 +125,7 @@ def create_strategy(name="default", tpu_address=None):
 
     Raises:
         ValueError: unknown name, `tpu_address` without "tpu", missing or malformed TF_CONFIG.
-        RuntimeError: the TPU could not be reached or initialised (the original error is chained).
+        StrategyError: the TPU could not be reached or initialised (the original error is chained).
     """
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}; choose one of {list(STRATEGIES)}.")
@@ -139,5 +143,5 @@ def create_strategy(name="default", tpu_address=None):
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, RuntimeError, tf.errors.OpError) as error:
-        raise RuntimeError(f"Could not connect to the TPU at {tpu_address!r}: {error}") from error
+        raise StrategyError(f"Could not connect to the TPU at {tpu_address!r}: {error}") from error
     return tf.distribute.TPUStrategy(resolver)

@@ -119,10 +119,11 @@ def pretrain(
     """
     if objective not in pipelines.DEFAULT_TOKENIZER:
         raise TrainingError(f"Unknown objective {objective!r}; choose one of {sorted(pipelines.DEFAULT_TOKENIZER)}.")
-    for name, value in (("train_steps", train_steps), ("steps_per_loop", steps_per_loop), ("log_every", log_every),
-                        ("checkpoint_every", checkpoint_every)):
-        if value < 1:
-            raise TrainingError(f"{name} must be at least 1, got {value}.")
+    for name, value in (("train_steps", train_steps), ("batch_size", batch_size), ("seq_len", seq_len),
+                        ("steps_per_loop", steps_per_loop), ("log_every", log_every),
+                        ("checkpoint_every", checkpoint_every), ("keep_checkpoints", keep_checkpoints)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise TrainingError(f"pretrain.{name} must be a positive integer, got {value!r}.")
     started = time.perf_counter()
     keras.utils.set_random_seed(seed)  # weight initialisation and the dropout streams
     precision.set_precision(precision_policy)

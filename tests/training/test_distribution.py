@@ -202,7 +202,7 @@ class StrategyTest(tf.test.TestCase):
             "plm_tf.training.distribution.tf.distribute.cluster_resolver.TPUClusterResolver",
             side_effect=ValueError("Please provide a TPU Name to connect to."),
         ):
-            with self.assertRaisesRegex(RuntimeError, "Could not connect to the TPU at 'my-tpu'.*TPU Name"):
+            with self.assertRaisesRegex(distribution.StrategyError, "Could not connect to the TPU at 'my-tpu'.*TPU Name"):
                 distribution.create_strategy("tpu", tpu_address="my-tpu")
 
 

@@ -96,6 +96,7 @@ class TrainCliTest(tf.test.TestCase):
             "encoder_config.hiden_size = 3": "doesn't have a parameter named 'hiden_size'",
             "pretrain.corpus_paths = ['/nonexistent/corpus.txt']": "/nonexistent/corpus.txt",
             "encoder_config.vocab_size = 123": "The vocabulary has",
+            "pretrain.train_steps = 'many'": "pretrain.train_steps must be a positive integer, got 'many'",
         }
         for binding, message in cases.items():
             with self.subTest(binding=binding):
@@ -105,6 +106,7 @@ class TrainCliTest(tf.test.TestCase):
                 self.assertLen(errors, 1)
                 self.assertIn(message, errors[0])
                 self.assertNotIn("Traceback", result.stderr)
+                self.assertNotIn("In call to configurable", result.stderr)
         missing = run_train(model_dir, "no_such_file.gin", expect_ok=False)
         self.assertEqual(missing.returncode, 2)
         self.assertIn("gin file 'no_such_file.gin' not found", missing.stderr)

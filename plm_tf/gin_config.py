@@ -58,3 +58,15 @@ def parse_gin(gin_files=(), bindings=(), finalize=True):
 def _drop_gin_include_probes(record):
     """gin logs an error for every `include` it first looks for as a Python package path; those are noise."""
     return not record.pathname.endswith(os.path.join("gin", "resource_reader.py"))
+
+
+def query_or_none(name):
+    """The value bound to `name` ("configurable.parameter") with macros such as %OBJECTIVE evaluated, or None
+    when nothing binds it."""
+    try:
+        value = gin.query_parameter(name)
+    except ValueError:
+        return None
+    if isinstance(value, gin.config.ConfigurableReference):
+        value = value.scoped_configurable_fn()
+    return value

@@ -301,13 +301,15 @@ def read_plm_tf(input_path, model_type, gin_files=(), gin_params=()):
     prefix = resolve_checkpoint(input_path)
     directory = os.path.dirname(prefix)
     if not gin_files:
-        candidate = os.path.join(directory, GIN_NAME)
-        if not os.path.exists(candidate):
+        # A converted folder carries model.gin; a `python -m plm_tf.train` model_dir its operative_config.gin.
+        candidates = [os.path.join(directory, name) for name in (GIN_NAME, "operative_config.gin")]
+        existing = [path for path in candidates if os.path.exists(path)]
+        if not existing:
             raise ConversionError(
-                f"No gin file given and {candidate} does not exist: pass --gin_file (the configuration the "
-                f"checkpoint was trained with)."
+                f"No gin file given and neither {candidates[0]} nor {candidates[1]} exists: pass --gin_file (the "
+                f"configuration the checkpoint was trained with)."
             )
-        gin_files = [candidate]
+        gin_files = existing[:1]
     shapes = dict(tf.train.list_variables(prefix))
     if not any(name.startswith(("model/", "encoder/")) for name in shapes):
         raise ConversionError(f"{prefix} is not a plm_tf checkpoint: it has no `model` key.")

@@ -83,13 +83,6 @@ def default_gin_files(checkpoint):
     return [path] if os.path.exists(path) else []
 
 
-def _query(name, default):
-    try:
-        return gin.query_parameter(name)
-    except ValueError:
-        return default
-
-
 def build_from_gin(gin_files, gin_params=()):
     """Parses gin and builds the (randomly initialised) pretraining model and its tokenizer.
 
@@ -101,18 +94,16 @@ def build_from_gin(gin_files, gin_params=()):
         `pretrain.vocab_path` (None = the objective's default kind and the embedded vocabulary).
         `encoder_config.vocab_size = None` is resolved to the tokenizer's size, as the trainer does.
     """
-    import importlib.util  # noqa: F401  gin's include resolver uses importlib.util without importing it
-
     from plm_tf.data import pipelines
-    from plm_tf.gin_config import parse_gin
+    from plm_tf.gin_config import parse_gin, query_or_none
     from plm_tf.models.builders import build_pretraining_model
 
     parse_gin(gin_files, list(gin_params), finalize=False)
     model = build_pretraining_model()  # not built yet: only its objective is read before the vocab is known
     objective = getattr(model, "objective", "electra")
-    kind = _query("pretrain.tokenizer_kind", None) or pipelines.DEFAULT_TOKENIZER[objective]
-    tokenizer = pipelines.load_tokenizer(kind, _query("pretrain.vocab_path", None))
-    if _query("encoder_config.vocab_size", None) is None:
+    kind = query_or_none("pretrain.tokenizer_kind") or pipelines.DEFAULT_TOKENIZER[objective]
+    tokenizer = pipelines.load_tokenizer(kind, query_or_none("pretrain.vocab_path"))
+    if query_or_none("encoder_config.vocab_size") is None:
         with gin.unlock_config():
             gin.bind_parameter("encoder_config.vocab_size", tokenizer.vocab_size)
         model = build_pretraining_model()

@@ -20,6 +20,8 @@ import sys
 
 from absl import app, flags, logging
 
+from plm_tf.cli import exit_with_error
+
 flags.DEFINE_multi_string("gin_file", None, "gin file(s): a path or a name under gin/ (e.g. finetune/electra.gin).")
 flags.DEFINE_multi_string("gin_param", [], "extra gin bindings, e.g. --gin_param='finetune.num_epochs=1'.")
 flags.DEFINE_string("task_dir", None, "GLUE-style TSV folder or tfds:glue/<config>.")
@@ -53,8 +55,7 @@ def main(argv):
             export_from_model_dir(model_dir, FLAGS.export_dir)
             print(f"Exported the best classifier to {FLAGS.export_dir} (signature 'serving_default': text[, text_b]).")
     except ValueError as error:  # TaskDataError, ConfigError, FinetuningError, CheckpointError, TokenizerError
-        print(f"plm_tf.finetune: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        exit_with_error("plm_tf.finetune", error)
     print("\nDone. Best epoch", results["best"]["epoch"], json.dumps(results["best"]["dev"]))
     if "test" in results:
         print("Test", json.dumps(results["test"]))

@@ -18,7 +18,6 @@ import tensorflow as tf
 from plm_tf.data import pipelines
 from plm_tf.models import objectives
 from plm_tf.models.builders import build_pretraining_model
-from plm_tf.models.configs import encoder_config
 from plm_tf.training import checkpointing, distribution, precision
 from plm_tf.training.optimizers import create_optimizer
 from plm_tf.training.progress import ProgressReporter, format_duration

@@ -126,7 +126,7 @@ class ResumeTest(tf.test.TestCase):
 
     def test_sigkill_then_resume_matches_straight_run(self):
         straight = self.get_temp_dir() + "/straight"
-        run_train(straight, "testing/electra_tiny.gin", *self.PARAMS, "pretrain.train_steps = 12")
+        run_train(straight, "testing/electra_tiny.gin", *self.PARAMS, "pretrain.train_steps = 40")
         killed = self.get_temp_dir() + "/killed"
         process = subprocess.Popen(
             train_command(killed, "testing/electra_tiny.gin", *self.PARAMS), cwd=REPO_ROOT, env=subprocess_env(),
@@ -140,12 +140,13 @@ class ResumeTest(tf.test.TestCase):
         finally:
             process.wait(timeout=60)
         self.assertEqual(process.returncode, -signal.SIGKILL)
-        killed_at = int(tf.train.latest_checkpoint(killed).rsplit("-", 1)[1])
-        self.assertLess(killed_at, 12)
-        resumed = run_train(killed, "testing/electra_tiny.gin", *self.PARAMS, "pretrain.train_steps = 12")
-        self.assertIn(f"Resuming from {tf.train.latest_checkpoint(killed).rsplit('-', 1)[0]}", resumed.stdout)
-        expected = checkpoint_weights(os.path.join(straight, "ckpt-12"))
-        actual = checkpoint_weights(os.path.join(killed, "ckpt-12"))
+        last_checkpoint = tf.train.latest_checkpoint(killed)
+        killed_at = int(last_checkpoint.rsplit("-", 1)[1])
+        self.assertLess(killed_at, 40)  # killed mid-run (a tiny step takes milliseconds: leave a wide margin)
+        resumed = run_train(killed, "testing/electra_tiny.gin", *self.PARAMS, "pretrain.train_steps = 40")
+        self.assertIn(f"Resuming from {last_checkpoint} at step {killed_at}.", resumed.stdout)
+        expected = checkpoint_weights(os.path.join(straight, "ckpt-40"))
+        actual = checkpoint_weights(os.path.join(killed, "ckpt-40"))
         self.assertEqual(sorted(expected), sorted(actual))
         for key in expected:
             self.assertAllClose(actual[key], expected[key], atol=1e-6, msg=key)

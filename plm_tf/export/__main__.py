@@ -28,7 +28,7 @@ def main(argv):
     if len(argv) > 1:
         sys.exit(f"plm_tf.export: unexpected arguments {argv[1:]}.")
     logging.set_verbosity(logging.WARNING)
-    import tensorflow as tf  # noqa: F401  (also makes importlib.util available to gin's include resolver)
+    import tensorflow as tf  # noqa: F401
 
     from plm_tf.export.exporter import export_saved_model, load_from_checkpoint
     from plm_tf.gin_config import ConfigError

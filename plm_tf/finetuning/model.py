@@ -17,7 +17,7 @@ import gin
 import keras
 import tensorflow as tf
 
-from plm_tf.gin_config import parse_gin
+from plm_tf.gin_config import parse_gin, query_or_none
 from plm_tf.layers.classification_head import ClassificationHead
 from plm_tf.models.encoder import TransformerEncoder
 
@@ -111,18 +111,18 @@ def restore_encoder(init_checkpoint):
     if not tf.io.gfile.exists(operative):
         raise CheckpointError(f"{operative} is missing: it gives the encoder configuration of {prefix}.")
     parse_gin([operative], finalize=False)
-    objective = _query_or_none("pretrain.objective")
+    objective = query_or_none("pretrain.objective")
     if objective is None:
         raise CheckpointError(f"{operative} binds no pretrain.objective; is it a `python -m plm_tf.train` run?")
-    tokenizer_kind = _query_or_none("pretrain.tokenizer_kind") or pipelines.DEFAULT_TOKENIZER[objective]
-    vocab_path = _query_or_none("pretrain.vocab_path")
+    tokenizer_kind = query_or_none("pretrain.tokenizer_kind") or pipelines.DEFAULT_TOKENIZER[objective]
+    vocab_path = query_or_none("pretrain.vocab_path")
     config = encoder_config()
     model = build_pretraining_model(objective=objective)
     model.build()
     # The optimizer is restored too: it lists every trainable variable (`optimizer/_trainable_variables/i`),
     # which reaches the weights even in checkpoints whose model object graph does not (transformer blocks
     # were only reachable through a Keras list before `TransformerEncoder` set one attribute per block).
-    optimizer = precision.wrap_optimizer(create_optimizer(), policy=_query_or_none("pretrain.precision_policy"))
+    optimizer = precision.wrap_optimizer(create_optimizer(), policy=query_or_none("pretrain.precision_policy"))
     optimizer.build(model.trainable_variables)
     status = tf.train.Checkpoint(model=model, optimizer=optimizer).restore(prefix).expect_partial()
     try:
@@ -135,17 +135,6 @@ def restore_encoder(init_checkpoint):
             "vocab_path": vocab_path, "encoder_config": dict(config, use_pooler=encoder.pooler is not None)}
     gin.clear_config()
     return encoder, info
-
-
-def _query_or_none(name):
-    """A bound gin value (macros such as %OBJECTIVE evaluated), or None when unbound."""
-    try:
-        value = gin.query_parameter(name)
-    except ValueError:
-        return None
-    if isinstance(value, gin.config.ConfigurableReference):
-        value = value.scoped_configurable_fn()
-    return value
 
 
 def new_encoder(config):

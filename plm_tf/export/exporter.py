@@ -14,7 +14,6 @@ import os
 import shutil
 import tempfile
 
-import gin
 import tensorflow as tf
 
 from plm_tf.export.serving import ExportError, ServingModule
@@ -97,16 +96,15 @@ def build_from_gin(gin_files, gin_params=()):
     from plm_tf.data import pipelines
     from plm_tf.gin_config import parse_gin, query_or_none
     from plm_tf.models.builders import build_pretraining_model
+    from plm_tf.models.configs import bind_vocab_size
 
     parse_gin(gin_files, list(gin_params), finalize=False)
     model = build_pretraining_model()  # not built yet: only its objective is read before the vocab is known
     objective = getattr(model, "objective", "electra")
     kind = query_or_none("pretrain.tokenizer_kind") or pipelines.DEFAULT_TOKENIZER[objective]
     tokenizer = pipelines.load_tokenizer(kind, query_or_none("pretrain.vocab_path"))
-    if query_or_none("encoder_config.vocab_size") is None:
-        with gin.unlock_config():
-            gin.bind_parameter("encoder_config.vocab_size", tokenizer.vocab_size)
-        model = build_pretraining_model()
+    bind_vocab_size(tokenizer)
+    model = build_pretraining_model()
     model.build()
     return model, tokenizer
 

@@ -55,7 +55,7 @@ def _resolve_tokenizer(tokenizer_kind, vocab_path, encoder_info):
 
 def _random_encoder(tokenizer):
     """A fresh encoder from the bound `encoder_config` (vocab_size None = the tokenizer's size)."""
-    from plm_tf.models.configs import encoder_config
+    from plm_tf.models.configs import encoder_config, resolve_vocab_size
 
     try:
         config = encoder_config()
@@ -63,11 +63,7 @@ def _random_encoder(tokenizer):
         raise FinetuningError(
             "Without --init_checkpoint the encoder is initialised at random and needs its encoder_config.* "
             f"bindings from a gin file (e.g. --gin_file=electra_demo.gin): {error}") from None
-    if config["vocab_size"] is None:
-        config["vocab_size"] = tokenizer.vocab_size
-    elif config["vocab_size"] != tokenizer.vocab_size:
-        raise FinetuningError(f"encoder_config.vocab_size = {config['vocab_size']} but the tokenizer has "
-                              f"{tokenizer.vocab_size} tokens.")
+    config["vocab_size"] = resolve_vocab_size(config["vocab_size"], tokenizer)
     return model_lib.new_encoder(config), config
 
 

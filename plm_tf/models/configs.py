@@ -6,6 +6,8 @@ pretraining and fine-tuning builders call `encoder_config()` to get the keyword 
 """
 import gin
 
+from plm_tf.gin_config import query_or_none
+
 
 @gin.configurable
 def encoder_config(
@@ -67,3 +69,26 @@ def generator_config(discriminator_config, hidden_fraction):
         use_pooler=False,
     )
     return config
+
+
+class VocabSizeError(ValueError):
+    """The model's vocab_size and the tokenizer's vocabulary disagree."""
+
+
+def resolve_vocab_size(configured, tokenizer):
+    """`encoder_config.vocab_size`: None means the tokenizer's size; any other value must equal it."""
+    if configured is None:
+        return tokenizer.vocab_size
+    if configured != tokenizer.vocab_size:
+        raise VocabSizeError(
+            f"The vocabulary has {tokenizer.vocab_size} tokens but encoder_config.vocab_size = {configured}. "
+            "Use the matching vocab, or bind encoder_config.vocab_size = None to size the model from the vocab."
+        )
+    return configured
+
+
+def bind_vocab_size(tokenizer):
+    """Binds `encoder_config.vocab_size` to `resolve_vocab_size` of its current binding and `tokenizer`."""
+    size = resolve_vocab_size(query_or_none("encoder_config.vocab_size"), tokenizer)
+    with gin.unlock_config():
+        gin.bind_parameter("encoder_config.vocab_size", size)

@@ -21,7 +21,7 @@ from keras import ops
 from plm_tf.layers.activations import activation_name
 from plm_tf.layers.embeddings import TransformerEmbeddings
 from plm_tf.layers.initializers import truncated_normal
-from plm_tf.layers.transformer_block import AttentionSublayer, FeedForwardSublayer, TransformerBlock
+from plm_tf.layers.transformer_block import TransformerBlock
 
 SHARING_MODES = ("none", "all", "attention", "ffn")
 
@@ -178,20 +178,16 @@ class TransformerEncoder(keras.Model):
                 group = int(i / self.num_layers * self.num_hidden_groups)  # google-research/albert
                 schedule.extend(group * self.inner_group_num + k for k in range(self.inner_group_num))
             return blocks, schedule
-        shared = {}
-        if self.share == "attention":
-            shared["attention_sublayer"] = AttentionSublayer(
-                self.hidden_size, self.num_heads, dropout_rate=self.dropout_rate,
-                attention_dropout_rate=self.attention_dropout_rate, layer_norm_epsilon=self.layer_norm_epsilon,
-                initializer_range=self.initializer_range, dtype=self.dtype_policy, name="shared_attention",
-            )
-        elif self.share == "ffn":
-            shared["feed_forward_sublayer"] = FeedForwardSublayer(
-                self.hidden_size, self.intermediate_size, activation=self.activation,
-                dropout_rate=self.dropout_rate, layer_norm_epsilon=self.layer_norm_epsilon,
-                initializer_range=self.initializer_range, dtype=self.dtype_policy, name="shared_feed_forward",
-            )
-        blocks = [TransformerBlock(**kwargs, **shared, name=f"layer_{i}") for i in range(self.num_layers)]
+        # The ablations share one half of layer 0 with every later layer (ALBERT paper, Table 4).
+        first = TransformerBlock(**kwargs, name="layer_0")
+        shared = {
+            "none": {},
+            "attention": {"attention_sublayer": first.attention_sublayer},
+            "ffn": {"feed_forward_sublayer": first.feed_forward_sublayer},
+        }[self.share]
+        blocks = [first] + [
+            TransformerBlock(**kwargs, **shared, name=f"layer_{i}") for i in range(1, self.num_layers)
+        ]
         return blocks, list(range(self.num_layers))
 
     def build(self, input_shape=None):

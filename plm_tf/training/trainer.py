@@ -18,6 +18,7 @@ import tensorflow as tf
 from plm_tf.data import pipelines
 from plm_tf.models import objectives
 from plm_tf.models.builders import build_pretraining_model
+from plm_tf.models.configs import bind_vocab_size
 from plm_tf.training import checkpointing, distribution, precision
 from plm_tf.training.optimizers import create_optimizer
 from plm_tf.training.progress import ProgressReporter, format_duration
@@ -26,19 +27,6 @@ from plm_tf.training.train_step import make_train_loop
 
 class TrainingError(ValueError):
     """A run that cannot start as configured; the message says what to change."""
-
-
-def _resolve_vocab_size(tokenizer):
-    """`encoder_config.vocab_size = None` means the tokenizer's size; any other value must equal it."""
-    configured = gin.query_parameter("encoder_config.vocab_size")
-    if configured is None:
-        with gin.unlock_config():
-            gin.bind_parameter("encoder_config.vocab_size", tokenizer.vocab_size)
-    elif configured != tokenizer.vocab_size:
-        raise TrainingError(
-            f"The vocabulary has {tokenizer.vocab_size} tokens but encoder_config.vocab_size = {configured}. "
-            "Use the matching vocab, or bind encoder_config.vocab_size = None to size the model from the vocab."
-        )
 
 
 def _dropout_rng_state(model):
@@ -128,7 +116,7 @@ def pretrain(
     precision.set_precision(precision_policy)
     strategy_obj = distribution.create_strategy(strategy, tpu_address)
     tokenizer = pipelines.load_tokenizer(tokenizer_kind or pipelines.DEFAULT_TOKENIZER[objective], vocab_path)
-    _resolve_vocab_size(tokenizer)
+    bind_vocab_size(tokenizer)
 
     with strategy_obj.scope():
         model = build_pretraining_model(objective=objective)

@@ -142,10 +142,14 @@ def line_dataset(files, shuffle_seed=None):
     if not files:
         raise CorpusError("no corpus files")
     comp = ["GZIP" if f.endswith(".gz") else "" for f in files]
-    ds = tf.data.Dataset.from_tensor_slices((list(files), comp))
-    if shuffle_seed is not None and len(files) > 1:
-        ds = ds.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=False)
-    return ds.flat_map(_file_lines)
+    files, comp = tf.constant(list(files)), tf.constant(comp)
+    if shuffle_seed is not None and files.shape[0] > 1:
+        # A stateless permutation: `Dataset.shuffle` cannot take the seed as a tensor, and the seed is one
+        # when the epoch comes from `Dataset.range(...).flat_map`.
+        seed = tf.stack([tf.cast(shuffle_seed, tf.int64), tf.constant(0, tf.int64)])
+        order = tf.argsort(tf.random.stateless_uniform([files.shape[0]], seed=seed))
+        files, comp = tf.gather(files, order), tf.gather(comp, order)
+    return tf.data.Dataset.from_tensor_slices((files, comp)).flat_map(_file_lines)
 
 
 def _valid_utf8(lines):

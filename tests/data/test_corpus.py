@@ -3,6 +3,7 @@ import gzip
 import os
 import pathlib
 
+import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -57,6 +58,26 @@ class ReadTest(tf.test.TestCase):
         self.assertEqual(lines, ["one", "two", "", "three", "", "four", ""])
         shuffled = [l.decode() for l in corpus.line_dataset([a, b], shuffle_seed=3).as_numpy_iterator()]
         self.assertCountEqual(shuffled, lines)
+
+    def test_file_order_shuffle_takes_a_tensor_seed_per_epoch(self):
+        # Pipelines reshuffle the file order each epoch with a seed computed from the epoch tensor of
+        # Dataset.range(...).flat_map; every epoch must still read each file exactly once, in an order that
+        # depends only on that seed (the trainer also sets a global seed).
+        keras.utils.set_random_seed(1)
+        files = [self.write(f"f{i}.txt", f"file{i}\n") for i in range(4)]
+
+        def epoch_lines(epoch):
+            return corpus.line_dataset(files, shuffle_seed=epoch * 1000003 + 7).filter(
+                lambda line: tf.strings.length(line) > 0)
+
+        lines = [l.decode() for l in tf.data.Dataset.range(12).flat_map(epoch_lines).as_numpy_iterator()]
+        orders = [tuple(lines[i:i + 4]) for i in range(0, len(lines), 4)]
+        self.assertLen(orders, 12)
+        for order in orders:
+            self.assertCountEqual(order, [f"file{i}" for i in range(4)])
+        self.assertGreater(len(set(orders)), 3)  # 24 possible orders; 12 epochs give several distinct ones
+        again = [l.decode() for l in tf.data.Dataset.range(12).flat_map(epoch_lines).as_numpy_iterator()]
+        self.assertEqual(lines, again)
 
     def test_token_items(self):
         tok = load_tokenizer("wordpiece", VOCAB)

@@ -3,6 +3,7 @@ import os
 import pathlib
 
 import gin
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -93,6 +94,20 @@ class ReproducibilityTest(tf.test.TestCase):
         c = take(pipelines.pretraining_dataset("mlm_sop", seed=4, **SMALL), 3)
         assert_batches_equal(self, a, b)
         self.assertFalse(np.array_equal(a[0]["input_ids"], c[0]["input_ids"]))
+
+    def test_many_files_with_shuffled_file_order(self):
+        text = pathlib.Path(CORPUS).read_text(encoding="utf-8")
+        half = text.index("\n\n", len(text) // 2)
+        d = self.get_temp_dir()
+        for name, part in (("a.txt", text[:half + 1]), ("b.txt", text[half + 2:])):
+            with open(os.path.join(d, name), "w", encoding="utf-8") as f:
+                f.write(part)
+        kw = dict(SMALL, corpus_paths=[os.path.join(d, "a.txt"), os.path.join(d, "b.txt")], shuffle_files=True)
+        keras.utils.set_random_seed(0)  # as the trainer does; the file shuffle must work under a global seed
+        a = take(pipelines.pretraining_dataset("electra", seed=3, **kw), 2)
+        b = take(pipelines.pretraining_dataset("electra", seed=3, **kw), 2)
+        assert_batches_equal(self, a, b)
+        self.assertEqual(a[0]["input_ids"].shape, (8, 64))
 
     def test_epochs_remask_the_same_examples(self):
         tok = pipelines.load_tokenizer("wordpiece", VOCAB)

@@ -255,21 +255,9 @@ def write_gin(path, spec, source, vocab, output_dir):
 
 def resolve_checkpoint(path):
     """A checkpoint prefix from a prefix or a directory (its `checkpoint` state file, else its only *.index)."""
-    import tensorflow as tf
+    from plm_tf.training.checkpointing import resolve_checkpoint as resolve
 
-    if os.path.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
-        if latest:
-            return latest
-        indexes = sorted(name[: -len(".index")] for name in os.listdir(path) if name.endswith(".index"))
-        if len(indexes) == 1:
-            return os.path.join(path, indexes[0])
-        if not indexes:
-            raise ConversionError(f"No checkpoint (*.index) in {path}.")
-        raise ConversionError(f"Several checkpoints in {path} ({', '.join(indexes)}); pass one prefix as --input.")
-    if os.path.exists(path + ".index"):
-        return path
-    raise ConversionError(f"No checkpoint at {path} (neither a directory nor a prefix with {path}.index).")
+    return resolve(path, ConversionError)
 
 
 def _checkpoint_vocab_size(shapes):

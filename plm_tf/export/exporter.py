@@ -17,6 +17,7 @@ import tempfile
 import tensorflow as tf
 
 from plm_tf.export.serving import ExportError, ServingModule
+from plm_tf.training import checkpointing
 
 OPERATIVE_CONFIG = "operative_config.gin"
 
@@ -58,20 +59,8 @@ def export_saved_model(model, tokenizer, output_dir, max_seq_length=128, sentenc
 
 
 def resolve_checkpoint(checkpoint):
-    """A checkpoint prefix (`.../ckpt-6`) as given, or the latest checkpoint of a model_dir.
-
-    Raises:
-        ExportError: nothing that looks like a checkpoint at that path.
-    """
-    checkpoint = os.fspath(checkpoint)
-    if os.path.isdir(checkpoint):
-        latest = tf.train.latest_checkpoint(checkpoint)
-        if latest is None:
-            raise ExportError(f"{checkpoint} holds no checkpoint (no `checkpoint` state file with a ckpt-N entry).")
-        return latest
-    if tf.io.gfile.exists(checkpoint + ".index"):
-        return checkpoint
-    raise ExportError(f"{checkpoint} is neither a checkpoint prefix (no {checkpoint}.index) nor a model_dir.")
+    """A checkpoint prefix (`.../ckpt-6`) as given, or the latest checkpoint of a model_dir; ExportError if none."""
+    return checkpointing.resolve_checkpoint(checkpoint, ExportError)
 
 
 def default_gin_files(checkpoint):

@@ -20,6 +20,7 @@ import tensorflow as tf
 from plm_tf.gin_config import parse_gin, query_or_none
 from plm_tf.layers.classification_head import ClassificationHead
 from plm_tf.models.encoder import TransformerEncoder
+from plm_tf.training import checkpointing
 
 
 @keras.saving.register_keras_serializable(package="plm_tf")
@@ -77,14 +78,8 @@ class CheckpointError(ValueError):
 
 def resolve_checkpoint(init_checkpoint):
     """(checkpoint prefix, run directory) for a prefix (`DIR/ckpt-600`) or a pretraining model_dir (latest)."""
-    if tf.io.gfile.isdir(init_checkpoint):
-        prefix = tf.train.latest_checkpoint(init_checkpoint)
-        if prefix is None:
-            raise CheckpointError(f"{init_checkpoint} holds no checkpoint (no 'checkpoint' state file).")
-        return prefix, init_checkpoint
-    if not tf.io.gfile.exists(init_checkpoint + ".index"):
-        raise CheckpointError(f"{init_checkpoint} is neither a checkpoint prefix nor a directory with checkpoints.")
-    return init_checkpoint, os.path.dirname(init_checkpoint)
+    prefix = checkpointing.resolve_checkpoint(init_checkpoint, CheckpointError)
+    return prefix, os.path.dirname(prefix)
 
 
 def restore_encoder(init_checkpoint):

@@ -47,6 +47,32 @@ class CheckpointMismatchError(ValueError):
     """A checkpoint does not fit the objects it is restored into (different shapes or variables)."""
 
 
+def resolve_checkpoint(path, error=ValueError):
+    """The checkpoint prefix (`DIR/ckpt-600`) that `path` names.
+
+    Args:
+        path: a checkpoint prefix (with a `<prefix>.index` beside it) or a directory: a trainer model_dir
+            (its `checkpoint` state file gives the latest), or a folder holding exactly one `*.index` (a
+            released TF1 checkpoint without a state file).
+        error: the ValueError subclass raised, so each CLI reports the failure in its own terms.
+    """
+    path = os.fspath(path)
+    if tf.io.gfile.isdir(path):
+        latest = tf.train.latest_checkpoint(path)
+        if latest:
+            return latest
+        indexes = sorted(name[: -len(".index")] for name in tf.io.gfile.listdir(path) if name.endswith(".index"))
+        if len(indexes) == 1:
+            return os.path.join(path, indexes[0])
+        if not indexes:
+            raise error(f"{path} holds no checkpoint (no `checkpoint` state file and no *.index).")
+        raise error(f"{path} holds several checkpoints ({', '.join(indexes)}) and no `checkpoint` state file; "
+                    "pass one prefix.")
+    if tf.io.gfile.exists(path + ".index"):
+        return path
+    raise error(f"{path} is neither a checkpoint prefix (no {path}.index) nor a directory with checkpoints.")
+
+
 def _is_chief(strategy):
     """True unless `strategy` is multi-worker and this task is not the chief (worker 0 without a chief)."""
     resolver = getattr(strategy, "cluster_resolver", None) if strategy is not None else None

@@ -227,5 +227,5 @@ class TF1BadInputTest(tf.test.TestCase):
             self.convert(self.write(self.bert_tensors()), "electra")
 
     def test_not_a_checkpoint(self):
-        with self.assertRaisesRegex(ConversionError, r"No checkpoint"):
+        with self.assertRaisesRegex(ConversionError, r"neither a checkpoint prefix"):
             self.convert(os.path.join(self.get_temp_dir(), "nothing", "model.ckpt"))

@@ -3,6 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from plm_tf.data import pipelines
+from plm_tf.export import serving
 from plm_tf.finetuning import features
 
 
@@ -23,7 +24,7 @@ class TruncationTest(tf.test.TestCase):
         len_a = tf.constant([a for a, _ in grid], tf.int64)
         len_b = tf.constant([b for _, b in grid], tf.int64)
         for budget in range(2, 16):
-            new_a, new_b = features.truncated_pair_lengths(len_a, len_b, budget)
+            new_a, new_b = serving.truncation_lengths(len_a, len_b, budget)
             expected = [_truncate_seq_pair_reference(a, b, budget) for a, b in grid]
             self.assertEqual(list(zip(new_a.numpy().tolist(), new_b.numpy().tolist())), expected,
                              msg=f"budget={budget}")

@@ -242,6 +242,36 @@ class CheckpointManagerTest(tf.test.TestCase):
         self.assertEqual(run.manager.restore_latest(), 4)  # non-chief workers read the chief's directory
 
 
+class ResolveCheckpointTest(tf.test.TestCase):
+    """`resolve_checkpoint`, shared by export, fine-tuning and conversion."""
+
+    class _Error(ValueError):
+        pass
+
+    def test_prefix_latest_lone_index_and_errors(self):
+        root = self.get_temp_dir()
+        variable = tf.Variable(1.0)
+        run_dir = os.path.join(root, "run")
+        manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=variable), run_dir, max_to_keep=3)
+        for step in (5, 10):
+            manager.save(checkpoint_number=step)
+        resolve = checkpointing.resolve_checkpoint
+        self.assertEqual(resolve(run_dir), os.path.join(run_dir, "ckpt-10"))        # latest of a model_dir
+        self.assertEqual(resolve(os.path.join(run_dir, "ckpt-5")), os.path.join(run_dir, "ckpt-5"))
+        lone = os.path.join(root, "released")                                       # no state file, one index
+        tf.train.Checkpoint(v=variable).write(os.path.join(lone, "model.ckpt"))
+        self.assertEqual(resolve(lone), os.path.join(lone, "model.ckpt"))
+        tf.train.Checkpoint(v=variable).write(os.path.join(lone, "other.ckpt"))
+        with self.assertRaisesRegex(self._Error, "several checkpoints .*model.ckpt, other.ckpt"):
+            resolve(lone, self._Error)
+        empty = os.path.join(root, "empty")
+        os.makedirs(empty)
+        with self.assertRaisesRegex(self._Error, "holds no checkpoint"):
+            resolve(empty, self._Error)
+        with self.assertRaisesRegex(self._Error, "neither a checkpoint prefix"):
+            resolve(os.path.join(run_dir, "ckpt-99"), self._Error)
+
+
 class PreemptionTest(tf.test.TestCase):
     def test_handler_sets_flag_and_uninstall_restores_previous(self):
         previous = signal.getsignal(signal.SIGUSR1)

@@ -139,7 +139,7 @@ def _column(path, index):
 class RestoreEncoderTest(tf.test.TestCase):
     """restore_encoder reads a checkpoint laid out as `python -m plm_tf.train` writes it."""
 
-    def _pretraining_run(self, run_dir):
+    def _pretraining_run(self, run_dir, vocab_path=None):
         from plm_tf.data import pipelines
         from plm_tf.models.builders import build_pretraining_model
         from plm_tf.training.checkpointing import CheckpointManager
@@ -147,7 +147,10 @@ class RestoreEncoderTest(tf.test.TestCase):
 
         parse_gin(["testing/electra_tiny.gin"], finalize=False)
         with gin.unlock_config():
-            gin.bind_parameter("encoder_config.vocab_size", pipelines.load_tokenizer("wordpiece").vocab_size)
+            gin.bind_parameter("encoder_config.vocab_size",
+                               pipelines.load_tokenizer("wordpiece", vocab_path).vocab_size)
+            if vocab_path is not None:
+                gin.bind_parameter("pretrain.vocab_path", vocab_path)
         model = build_pretraining_model(objective="electra")
         model.build()
         optimizer = create_optimizer()
@@ -184,6 +187,35 @@ class RestoreEncoderTest(tf.test.TestCase):
         with self.assertRaisesRegex(trainer.FinetuningError, "pretrained with 'wordpiece'"):
             trainer.run_finetuning(["finetune/electra.gin"], ["finetune.tokenizer_kind = 'bpe'"],
                                    str(FIXTURES / "single"), _tmpdir(self), init_checkpoint=run_dir)
+
+    def test_finetune_demo_script_gives_random_init_the_run_architecture_and_vocab(self):
+        import importlib.util
+        from unittest import mock
+
+        spec = importlib.util.spec_from_file_location("finetune_demo", REPO_ROOT / "scripts" / "finetune_demo.py")
+        demo = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(demo)
+        vocab = str(REPO_ROOT / "tests" / "data" / "fixtures" / "wordpiece_vocab.txt")  # not the embedded vocab
+        run_dir, out_dir = _tmpdir(self), _tmpdir(self)
+        self._pretraining_run(run_dir, vocab_path=vocab)
+        argv = ["finetune_demo.py", f"--pretrain_dir={run_dir}", f"--out_dir={out_dir}", f"--tasks_root={FIXTURES}",
+                "--tasks=single", "--seeds=0,1", "--num_epochs=1", "--seq_len=24",
+                "--gin_file=finetune/electra.gin", "--gin_param=finetune.batch_size = 16"]
+        with mock.patch.object(sys, "argv", argv):
+            demo.main()
+        with open(os.path.join(out_dir, "summary.json")) as f:
+            summary = json.load(f)["single"]
+        self.assertEqual(sorted(summary["pretrained"]), ["0", "1"])
+        self.assertEqual(sorted(summary["random"]), ["0", "1"])
+        self.assertEqual(summary["random"]["0"]["init"], "random")
+        self.assertEqual(summary["pretrained"]["0"]["init"], tf.train.latest_checkpoint(run_dir))
+        task_info = {}
+        for init in ("pretrained", "random"):
+            with open(os.path.join(out_dir, "single", init, "seed0", "task.json")) as f:
+                task_info[init] = json.load(f)
+        self.assertEqual(task_info["random"]["vocab_path"], vocab)
+        self.assertEqual(task_info["random"]["encoder_config"], task_info["pretrained"]["encoder_config"])
+        self.assertEqual(task_info["random"]["encoder_config"]["vocab_size"], 606)
 
     def test_missing_checkpoint(self):
         with self.assertRaisesRegex(model_lib.CheckpointError, "holds no checkpoint"):

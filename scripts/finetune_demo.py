@@ -29,7 +29,7 @@ METRICS = ("accuracy", "f1", "matthews_corrcoef")
 def random_init_setup(pretrain_dir):
     """gin files and bindings that rebuild the pretraining run's encoder, untrained, with its tokenizer."""
     _, info = model_lib.restore_encoder(pretrain_dir)
-    _, run_dir = model_lib.resolve_checkpoint(pretrain_dir)
+    run_dir = os.path.dirname(info["checkpoint"])
     bindings = [f"finetune.tokenizer_kind = {info['tokenizer_kind']!r}"]
     if info["vocab_path"] is not None:
         bindings.append(f"finetune.vocab_path = {info['vocab_path']!r}")

@@ -11,7 +11,7 @@ def error_line(error):
     return " ".join(kept) or type(error).__name__
 
 
-def exit_with_error(program, error):
-    """Prints `<program>: error: <one line>` to stderr and exits with status 2."""
+def exit_with_error(program, error, status=2):
+    """Prints `<program>: error: <one line>` to stderr and exits with `status` (2: bad input or configuration)."""
     print(f"{program}: error: {error_line(error)}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(status)

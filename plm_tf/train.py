@@ -3,7 +3,10 @@
 With no flags it pretrains the small ELECTRA demo (gin/electra_demo.gin) on the embedded corpus. A restart
 with the same --model_dir resumes from the latest checkpoint. Configuration errors (a missing gin file, an
 unknown binding, a bad strategy name, a missing corpus, a vocab that does not fit the model or checkpoint)
-end with one line on stderr and exit status 2.
+end with one line on stderr and exit status 2, and so does a model_dir whose checkpoints are all damaged. SIGTERM
+at any moment (start-up, training, saving, the final export) ends with a consistent model_dir and status 0;
+rerun the same command to continue. Under multi_worker_mirrored, a worker whose peer died stops with one line
+"peer lost, restart all workers" and status 1.
 """
 import os
 import sys
@@ -12,6 +15,7 @@ from absl import app, flags, logging
 
 from plm_tf.cli import exit_with_error
 from plm_tf.gin_config import ConfigError, parse_gin
+from plm_tf.training.preemption import install_preemption_handler
 
 DEFAULT_GIN_FILE = "electra_demo.gin"
 
@@ -27,10 +31,13 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"plm_tf.train: unexpected arguments {argv[1:]}; configuration goes in --gin_file/--gin_param.")
+    # Before TensorFlow's import: a SIGTERM from here on is a clean stop (the trainer's handler inherits it).
+    start_up = install_preemption_handler()
     logging.set_verbosity(logging.WARNING)
     gin_files = FLAGS.gin_file or [DEFAULT_GIN_FILE]
     model_dir = FLAGS.model_dir or os.path.join("runs", os.path.splitext(os.path.basename(gin_files[-1]))[0])
     # Imported here so that `--help` and flag errors do not pay for TensorFlow's start-up.
+    from plm_tf.training.distribution import PeerLostError
     from plm_tf.training.trainer import pretrain
 
     try:
@@ -40,10 +47,15 @@ def main(argv):
                            print_fn=lambda line: print(line, flush=True))
     except (ConfigError, ValueError, FileNotFoundError) as error:
         exit_with_error("plm_tf.train", error)
+    except PeerLostError as error:
+        # Not a configuration error: a scheduler should restart the whole job (status 1, not 2).
+        exit_with_error("plm_tf.train", error, status=1)
+    finally:
+        start_up.uninstall()
     print("\nDone.")
     for key in ("step", "final_losses", "final_metrics", "tokens_per_second", "wall_time", "latest_checkpoint",
                 "weights_fingerprint"):
-        print(f"  {key}: {summary[key]}")
+        print(f"  {key}: {summary.get(key)}")
     print(f"  TensorBoard: tensorboard --logdir {os.path.join(model_dir, 'train')}")
     if "export_dir" in summary:
         print(f"  SavedModel: {summary['export_dir']}  (try: python -m plm_tf.predict "

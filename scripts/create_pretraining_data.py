@@ -17,6 +17,7 @@ import time
 from absl import app
 from absl import flags
 
+from plm_tf.cli import exit_with_error
 from plm_tf.data import corpus
 from plm_tf.data import pipelines
 
@@ -43,17 +44,20 @@ flags.DEFINE_enum("invalid_utf8", "skip", ["skip", "error"], "Undecodable lines:
 def main(argv):
     del argv
     paths = FLAGS.corpus_paths or pipelines.default_corpus()
-    stats = corpus.corpus_stats(paths, raise_on_invalid=FLAGS.invalid_utf8 == "error")
-    if stats.invalid_utf8_lines:
-        print(f"skipping {stats.invalid_utf8_lines} line(s) that are not UTF-8 (first: {stats.first_invalid})")
-    start = time.time()
-    written, count = pipelines.write_static_examples(
-        FLAGS.output_prefix, FLAGS.objective, corpus_paths=paths, tokenizer_kind=FLAGS.tokenizer_kind,
-        vocab_path=FLAGS.vocab_path, seq_len=FLAGS.seq_len, mask_prob=FLAGS.mask_prob,
-        max_predictions_per_seq=FLAGS.max_predictions_per_seq, dupe_factor=FLAGS.dupe_factor,
-        num_shards=FLAGS.num_shards, seed=FLAGS.seed, mask_unit=FLAGS.mask_unit,
-        packing_mode=FLAGS.packing_mode, short_seq_prob=FLAGS.short_seq_prob,
-        random_next_sentence=FLAGS.random_next_sentence, invalid_utf8=FLAGS.invalid_utf8)
+    try:
+        stats = corpus.corpus_stats(paths, raise_on_invalid=FLAGS.invalid_utf8 == "error")
+        if stats.invalid_utf8_lines:
+            print(f"skipping {stats.invalid_utf8_lines} line(s) that are not UTF-8 (first: {stats.first_invalid})")
+        start = time.time()
+        written, count = pipelines.write_static_examples(
+            FLAGS.output_prefix, FLAGS.objective, corpus_paths=paths, tokenizer_kind=FLAGS.tokenizer_kind,
+            vocab_path=FLAGS.vocab_path, seq_len=FLAGS.seq_len, mask_prob=FLAGS.mask_prob,
+            max_predictions_per_seq=FLAGS.max_predictions_per_seq, dupe_factor=FLAGS.dupe_factor,
+            num_shards=FLAGS.num_shards, seed=FLAGS.seed, mask_unit=FLAGS.mask_unit,
+            packing_mode=FLAGS.packing_mode, short_seq_prob=FLAGS.short_seq_prob,
+            random_next_sentence=FLAGS.random_next_sentence, invalid_utf8=FLAGS.invalid_utf8)
+    except (ValueError, FileNotFoundError) as error:  # CorpusError, PipelineError, TokenizerError
+        exit_with_error("create_pretraining_data.py", error)
     print(json.dumps({"examples": count, "files": written, "corpus_documents": stats.documents,
                       "corpus_lines": stats.lines, "seconds": round(time.time() - start, 1)}, indent=1))
 

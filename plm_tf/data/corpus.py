@@ -13,6 +13,7 @@ document) for callers that want whole documents.
 Bad input, checked in Python before any graph runs (`CorpusError`, a `ValueError`):
   * a path or pattern that matches nothing; a directory without files;
   * a corpus without a single non-blank line (reading stops at the first one found, so the check is cheap);
+  * a corpus without a single token (`check_has_tokens`, e.g. only undecodable bytes or control characters);
   * lines that are not valid UTF-8: by default (`invalid_utf8="skip"`) they are dropped inside the graph and
     `corpus_stats` reports how many there are; `invalid_utf8="error"` scans the files first and raises
     `CorpusError` naming the first bad file and line.
@@ -69,6 +70,35 @@ def check_not_empty(files):
         except (OSError, EOFError) as e:
             raise CorpusError(f"cannot read corpus file {path!r}: {e}") from e
     raise CorpusError(f"the corpus is empty: no non-blank line in {files}")
+
+
+def check_has_tokens(files, tokenizer, batch_lines=256):
+    """Raises CorpusError unless some line of `files` gives the tokenizer at least one token.
+
+    Lines go through the pipeline's own cleaning (`clean_lines`: strip, drop lines that are not UTF-8) and
+    tokenizer, `batch_lines` at a time; reading stops at the first batch with a token, so the check is cheap on
+    a real corpus. A corpus of undecodable bytes or control characters only would otherwise give an input
+    pipeline that never yields an example.
+    """
+    def has_tokens(raw_lines):
+        text, _ = clean_lines(tf.constant(raw_lines))
+        return int(tf.size(tokenizer.tokenize(text).flat_values)) > 0
+
+    batch = []
+    for path in files:
+        with _open(path) as f:
+            for line in f:
+                if line.strip():
+                    batch.append(line.rstrip(b"\r\n"))
+                if len(batch) == batch_lines:
+                    if has_tokens(batch):
+                        return
+                    batch = []
+    if batch and has_tokens(batch):
+        return
+    shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+    raise CorpusError(f"the corpus yields no tokens: no line of {shown} is UTF-8 text with a token for the "
+                      f"{tokenizer.kind} tokenizer (only undecodable bytes, control characters or blanks)")
 
 
 @dataclasses.dataclass
@@ -192,7 +222,10 @@ def token_item_dataset(lines, tokenizer, max_line_tokens, batch_lines=256):
         kind = tf.where(tf.gather(blank, src), DOC_END, LINE)
         keep = tf.equal(kind, DOC_END) | (ids.row_lengths() > 0)
         ids = tf.ragged.boolean_mask(ids, keep)
-        return ids.to_tensor(), tf.cast(ids.row_lengths(), tf.int32), tf.boolean_mask(kind, keep)
+        # One padding column: `unbatch` of a [k, 0] tensor (a batch whose kept lines have no tokens, e.g. only
+        # blank lines) crashes TensorFlow 2.21 with a segmentation fault. `ids[:n]` below drops the padding.
+        dense = tf.pad(ids.to_tensor(), [[0, 0], [0, 1]])
+        return dense, tf.cast(ids.row_lengths(), tf.int32), tf.boolean_mask(kind, keep)
 
     items = lines.batch(batch_lines).map(tokenize).unbatch().map(lambda ids, n, kind: (ids[:n], kind))
     end = tf.data.Dataset.from_tensors((tf.zeros([0], tf.int32), tf.constant(STREAM_END)))

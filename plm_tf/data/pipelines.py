@@ -160,6 +160,24 @@ def masked_epoch_dataset(objective, files, tokenizer, seq_len, seed, epoch, mask
     return ds.map(lambda i, f: mask_fn(f, seed, epoch, i), num_parallel_calls=num_parallel_calls)
 
 
+def seeded_shuffle(ds, buffer_size, seed):
+    """`ds.shuffle(buffer_size, seed=seed)` whose order depends on `seed` alone.
+
+    `Dataset.shuffle` pairs its seed with TensorFlow's global seed (`tf.random.set_seed`), so the same
+    arguments would give another order in a program that sets (or does not set) the global seed. This builds
+    the same ShuffleDatasetV3 op with both seeds explicit: (seed, seed) — the pair `Dataset.shuffle` uses
+    when the global seed equals `seed`, as in the trainer — with TensorFlow's rule that (0, 0) means
+    (0, 2**31 - 1). The result is checkpointable like any tf.data iterator.
+    """
+    specs = tf.nest.flatten(ds.element_spec)
+    variant = tf.raw_ops.ShuffleDatasetV3(
+        input_dataset=tf.data.experimental.to_variant(ds), buffer_size=tf.constant(buffer_size, tf.int64),
+        seed=tf.constant(seed, tf.int64), seed2=tf.constant(seed if seed else 2**31 - 1, tf.int64),
+        seed_generator=tf.raw_ops.DummySeedGenerator(), reshuffle_each_iteration=False,
+        output_types=[s.dtype for s in specs], output_shapes=[s.shape for s in specs])
+    return tf.data.experimental.from_variant(variant, ds.element_spec)
+
+
 def _shard_plan(files, input_context):
     """(files for this pipeline, example-level num_shards, shard_index)."""
     if input_context is None or input_context.num_input_pipelines <= 1:
@@ -235,6 +253,7 @@ def pretraining_dataset(objective="electra", corpus_paths=None, tokenizer_kind=N
                               shuffle_buffer, input_context)
     files = corpus.prepare_files(default_corpus() if corpus_paths is None else corpus_paths, invalid_utf8)
     tok = load_tokenizer(tokenizer_kind or DEFAULT_TOKENIZER[objective], vocab_path)
+    corpus.check_has_tokens(files, tok)
     mask_fn = make_mask_fn(objective, tok, mask_prob, max_predictions_per_seq, mask_unit, max_ngram)
     files, num_shards, shard_index = _shard_plan(files, input_context)
     example_kwargs = dict(packing_mode=packing_mode, short_seq_prob=short_seq_prob,
@@ -247,7 +266,7 @@ def pretraining_dataset(objective="electra", corpus_paths=None, tokenizer_kind=N
 
     ds = tf.data.Dataset.range(2**62).flat_map(one_epoch)
     if shuffle_buffer > 1:
-        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
+        ds = seeded_shuffle(ds, shuffle_buffer, seed)
     return ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
@@ -294,6 +313,7 @@ def write_static_examples(output_prefix, objective, corpus_paths=None, tokenizer
         max_predictions_per_seq = masking_lib.default_max_predictions(seq_len, mask_prob)
     files = corpus.prepare_files(default_corpus() if corpus_paths is None else corpus_paths, invalid_utf8)
     tok = load_tokenizer(tokenizer_kind or DEFAULT_TOKENIZER[objective], vocab_path)
+    corpus.check_has_tokens(files, tok)
     mask_fn = make_mask_fn(objective, tok, mask_prob, max_predictions_per_seq, mask_unit, max_ngram)
     paths = [f"{output_prefix}-{i:05d}-of-{num_shards:05d}.tfrecord" for i in range(num_shards)]
     parent = os.path.dirname(output_prefix)
@@ -356,7 +376,7 @@ def static_dataset(paths, objective, seq_len, max_predictions_per_seq, batch_siz
         ds = ds.shard(n, i)
     ds = ds.repeat()
     if shuffle_buffer > 1:
-        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        ds = seeded_shuffle(ds, shuffle_buffer, seed)
     ds = ds.map(parse_tf_example(objective, seq_len, max_predictions_per_seq),
                 num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(_per_replica_batch(batch_size, input_context), drop_remainder=True).prefetch(

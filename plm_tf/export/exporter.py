@@ -47,6 +47,9 @@ def export_saved_model(model, tokenizer, output_dir, max_seq_length=128, sentenc
     parent = os.path.dirname(output_dir)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would hide the export from a server of another user
     try:
         tf.saved_model.save(module, staging, signatures=module.signatures())
         if os.path.exists(output_dir):

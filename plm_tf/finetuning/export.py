@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from plm_tf.finetuning import features as features_lib
 from plm_tf.finetuning import model as model_lib
+from plm_tf.training import checkpointing
 
 
 class ClassifierServingModule(tf.Module):
@@ -93,9 +94,10 @@ def load_finetuned(model_dir):
 
     with tf.io.gfile.GFile(os.path.join(model_dir, "task.json")) as f:
         info = json.load(f)
-    best = tf.train.latest_checkpoint(os.path.join(model_dir, "best"))
-    if best is None:
+    best_dir = os.path.join(model_dir, "best")
+    if not tf.io.gfile.isdir(best_dir) or not tf.io.gfile.listdir(best_dir):
         raise model_lib.CheckpointError(f"{model_dir}/best holds no checkpoint; run the fine-tuning first.")
+    best = checkpointing.resolve_checkpoint(best_dir, model_lib.CheckpointError)  # damaged: one clear error
     encoder = model_lib.new_encoder(info["encoder_config"])
     model = model_lib.ClassifierModel(encoder, info["num_classes"], dropout_rate=info["dropout_rate"],
                                       name="classifier")

@@ -13,28 +13,39 @@
   pointer at the previous complete checkpoint; leftover partial files are ignored by `restore_latest`.
 * Mismatches: restoring a checkpoint written for a different configuration (vocab size, width, depth)
   raises one `CheckpointMismatchError` naming the variables, instead of TensorFlow's object-graph dump.
+* Damage: `restore_latest` never mistakes a damaged directory for a fresh one. Any sign of an earlier run
+  (a `checkpoint` state file, a `ckpt-*` file) means "resume": the newest checkpoint that restores completely
+  is used, and the newer ones it skipped are named with their cause (`restore_notice`); if none restores,
+  `CheckpointDamagedError` names the files. Damaged newer checkpoints are left on disk and are not in the
+  rotation, so a resumed run never deletes a checkpoint newer than the one it resumed from. Stale
+  `ckpt-N_temp/` folders of a save killed midway are removed first.
+* Reading a checkpoint elsewhere (export, fine-tuning): `reading_checkpoint(path, error)` turns a missing,
+  truncated or corrupt file into one `error` naming the cause instead of a traceback or a "does not fit".
 * Multi-worker (`MultiWorkerMirroredStrategy`): every worker must call `save` (it is collective); only the
   chief writes to `directory`, the others to a scratch directory that is deleted after each save
   (the pattern of the TensorFlow multi-worker tutorial). Every worker restores from `directory`.
 
-`install_preemption_handler()` turns SIGTERM (what schedulers and preemptible VMs send before killing a
-process) into a flag the train loop polls at step boundaries:
-
-    handler = install_preemption_handler()
-    while step < num_train_steps:
-        run_steps(...)
-        if handler.should_stop:
-            manager.save(force=True)
-            break
+`install_preemption_handler()` (`plm_tf.training.preemption`) turns SIGTERM into a flag the train loop polls at
+step boundaries.
 """
 
+import contextlib
 import os
 import re
 import shutil
-import signal
-import threading
+import sys
 
 import tensorflow as tf
+
+from plm_tf.training import preemption
+
+STATE_FILE = "checkpoint"
+_CHECKPOINT_FILE = re.compile(r"^ckpt-(\d+)(\.index|\.data-\d+-of-\d+)$")
+_TEMP_FOLDER = re.compile(r"^ckpt-\d+_temp$")
+# What TensorFlow raises for files it cannot read: missing (NotFoundError, a bare OpError), corrupt
+# (DataLossError "Checksum does not match"), truncated (IndexError "Read less bytes than requested"), a state
+# file of binary garbage (UnicodeDecodeError).
+_READ_ERRORS = (tf.errors.OpError, IndexError, UnicodeDecodeError, EOFError)
 
 _SHAPE_MISMATCH = re.compile(
     r"incompatible tensor with shape (\(.*?\)) when attempting to restore variable with shape "
@@ -47,20 +58,127 @@ class CheckpointMismatchError(ValueError):
     """A checkpoint does not fit the objects it is restored into (different shapes or variables)."""
 
 
-def resolve_checkpoint(path, error=ValueError):
+class CheckpointDamagedError(ValueError):
+    """Checkpoint files that cannot be read: missing, truncated or failing their checksum (`cause` says which)."""
+
+    def __init__(self, message, cause=None):
+        super().__init__(message)
+        self.cause = cause
+
+
+def damage_cause(error):
+    """A short description of why TensorFlow could not read a checkpoint (`error` from a restore)."""
+    text = str(error).strip()
+    if isinstance(error, IndexError) and "Read less bytes" in text:
+        return "its data file is truncated"
+    if "Checksum does not match" in text or "checksum" in text.lower():
+        return "checksum failure: its data file is corrupt"
+    if isinstance(error, UnicodeDecodeError):
+        return f"not a text file ({error.reason})"
+    if isinstance(error, tf.errors.NotFoundError) or "No such file" in text or "Failed to find any" in text:
+        return "files are missing" + (f" ({_last_path(text)})" if _last_path(text) else "")
+    message = getattr(error, "message", None) or text or type(error).__name__
+    return f"unreadable ({message.splitlines()[0][:300]})"
+
+
+def _last_path(text):
+    found = re.findall(r"(/[^\s;:]+)", text)
+    return found[0] if found else ""
+
+
+@contextlib.contextmanager
+def reading_checkpoint(path, error=CheckpointDamagedError):
+    """Within the block, a checkpoint file that cannot be read raises one `error` naming `path` and the cause.
+
+    Args:
+        path: the checkpoint prefix being read (named in the message).
+        error: the ValueError subclass raised, so each CLI reports the failure in its own terms.
+    """
+    try:
+        yield
+    except _READ_ERRORS as caught:
+        raise error(f"Checkpoint {path} is damaged: {damage_cause(caught)}.") from None
+
+
+def read_state(directory):
+    """(`CheckpointState` or None, problem or None) of `directory`'s `checkpoint` state file.
+
+    The problem is a phrase when the file exists but cannot be used (garbage, unreadable); TensorFlow itself
+    returns None for that, like for a fresh directory.
+    """
+    path = os.path.join(directory, STATE_FILE)
+    if not tf.io.gfile.exists(path):
+        return None, None
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+    except _READ_ERRORS as error:
+        return None, f"the state file {path} is {damage_cause(error)}"
+    if state is None or not state.model_checkpoint_path:
+        return None, f"the state file {path} is not a checkpoint state"
+    return state, None
+
+
+def find_checkpoints(directory):
+    """The checkpoints a trainer model_dir holds, newest first, and what is wrong with its state file.
+
+    Returns:
+        (prefixes, state_problem): `DIR/ckpt-N` prefixes named by the state file or by a `ckpt-N.index` /
+        `ckpt-N.data-*` file on disk (whether or not they are complete), sorted by N descending; and the
+        problem of the state file (None when it is fine or absent).
+    """
+    order = {}  # name -> sort key: the step of `ckpt-<step>`; other names the state file gives come first
+    state, problem = read_state(directory)
+    if state is not None:
+        paths = [*state.all_model_checkpoint_paths, state.model_checkpoint_path]
+        for position, path in enumerate(paths):
+            name = os.path.basename(path)
+            match = re.fullmatch(r"ckpt-(\d+)", name)
+            order[name] = int(match.group(1)) if match else float("inf") if path == paths[-1] else -position
+    if tf.io.gfile.isdir(directory):
+        for name in tf.io.gfile.listdir(directory):
+            match = _CHECKPOINT_FILE.match(name.rstrip("/"))
+            if match:
+                order[f"ckpt-{match.group(1)}"] = int(match.group(1))
+    return [os.path.join(directory, name) for name in sorted(order, key=order.get, reverse=True)], problem
+
+
+def verify_checkpoint(prefix):
+    """None if every tensor of the checkpoint `prefix` can be read (index, data, checksums), else the cause."""
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for key, dtype in reader.get_variable_to_dtype_map().items():
+            # RestoreV2, not reader.get_tensor: it also reads the input iterator's variant tensors.
+            tf.raw_ops.RestoreV2(prefix=prefix, tensor_names=[key], shape_and_slices=[""], dtypes=[dtype])
+    except _READ_ERRORS as error:
+        return damage_cause(error)
+    return None
+
+
+def resolve_checkpoint(path, error=ValueError, print_fn=None):
     """The checkpoint prefix (`DIR/ckpt-600`) that `path` names.
 
     Args:
-        path: a checkpoint prefix (with a `<prefix>.index` beside it) or a directory: a trainer model_dir
-            (its `checkpoint` state file gives the latest), or a folder holding exactly one `*.index` (a
-            released TF1 checkpoint without a state file).
+        path: a checkpoint prefix (with a `<prefix>.index` beside it; every tensor is read once to check it)
+            or a directory: a trainer model_dir
+            (its newest checkpoint that can be read completely; the skipped newer ones are reported in one
+            line), or a folder holding exactly one `*.index` (a released TF1 checkpoint without a state file).
         error: the ValueError subclass raised, so each CLI reports the failure in its own terms.
+        print_fn: where the line about skipped damaged checkpoints goes (default: stderr).
     """
     path = os.fspath(path)
     if tf.io.gfile.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
-        if latest:
-            return latest
+        candidates, state_problem = find_checkpoints(path)
+        skipped = [state_problem] if state_problem else []
+        for prefix in candidates:
+            cause = verify_checkpoint(prefix)
+            if cause is None:
+                if skipped:
+                    line = f"Using {prefix}, the newest complete checkpoint: skipped {'; '.join(skipped)}."
+                    (print_fn or (lambda text: print(text, file=sys.stderr, flush=True)))(line)
+                return prefix
+            skipped.append(f"{os.path.basename(prefix)}: {cause}")
+        if skipped:
+            raise error(f"{path} holds no checkpoint that can be read ({'; '.join(skipped)}).")
         indexes = sorted(name[: -len(".index")] for name in tf.io.gfile.listdir(path) if name.endswith(".index"))
         if len(indexes) == 1:
             return os.path.join(path, indexes[0])
@@ -69,11 +187,14 @@ def resolve_checkpoint(path, error=ValueError):
         raise error(f"{path} holds several checkpoints ({', '.join(indexes)}) and no `checkpoint` state file; "
                     "pass one prefix.")
     if tf.io.gfile.exists(path + ".index"):
+        cause = verify_checkpoint(path)
+        if cause is not None:
+            raise error(f"Checkpoint {path} is damaged: {cause}.")
         return path
     raise error(f"{path} is neither a checkpoint prefix (no {path}.index) nor a directory with checkpoints.")
 
 
-def _is_chief(strategy):
+def is_chief(strategy):
     """True unless `strategy` is multi-worker and this task is not the chief (worker 0 without a chief)."""
     resolver = getattr(strategy, "cluster_resolver", None) if strategy is not None else None
     if resolver is None:
@@ -135,7 +256,7 @@ class CheckpointManager:
         if iterator is not None:
             objects["iterator"] = iterator
         self.checkpoint = tf.train.Checkpoint(**objects)
-        self.is_chief = _is_chief(strategy)
+        self.is_chief = is_chief(strategy)
         if self.is_chief:
             self._write_directory = directory
         else:
@@ -143,18 +264,29 @@ class CheckpointManager:
             self._write_directory = os.path.join(
                 directory, f".scratch_{resolver.task_type}_{resolver.task_id}"
             )
-        self._manager = tf.train.CheckpointManager(
-            self.checkpoint,
-            self._write_directory,
-            max_to_keep=max_to_keep if self.is_chief else 1,
-            step_counter=step,
-            checkpoint_interval=save_interval_steps,
-        )
+        self._max_to_keep = max_to_keep if self.is_chief else 1
+        self._save_interval_steps = save_interval_steps
+        self._tf_manager = None
+        self.restore_notice = None
+
+    @property
+    def _manager(self):
+        # Created on first use: it reads the state file, which `restore_latest` repairs first if damaged.
+        if self._tf_manager is None:
+            self._tf_manager = tf.train.CheckpointManager(
+                self.checkpoint,
+                self._write_directory,
+                max_to_keep=self._max_to_keep,
+                step_counter=self.step,
+                checkpoint_interval=self._save_interval_steps,
+            )
+        return self._tf_manager
 
     @property
     def latest_checkpoint(self):
-        """Path prefix of the newest complete checkpoint in `directory`, or None."""
-        return tf.train.latest_checkpoint(self.directory)
+        """Path prefix of the checkpoint the state file of `directory` names as the latest, or None."""
+        state, _ = read_state(self.directory)
+        return os.path.join(self.directory, os.path.basename(state.model_checkpoint_path)) if state else None
 
     @property
     def checkpoints(self):
@@ -174,20 +306,56 @@ class CheckpointManager:
         return path
 
     def restore_latest(self):
-        """Restores the newest checkpoint in `directory` if any; returns the restored step (0 when fresh).
+        """Restores the newest checkpoint of `directory` that restores completely; returns its step (0 if fresh).
+
+        A directory without a state file and without `ckpt-*` files is fresh. Otherwise the checkpoints are
+        tried newest first; the skipped ones and their causes are in `restore_notice` (None when the latest
+        restored). The chief removes stale `ckpt-N_temp/` folders first and, after a fallback or with a
+        damaged state file, rewrites the state file so that it names the restored checkpoint and the older
+        ones (the damaged newer ones stay on disk, out of the rotation).
 
         Raises:
             ValueError: if the optimizer is not built yet.
-            CheckpointMismatchError: if the checkpoint's variables do not fit the model/optimizer.
+            CheckpointMismatchError: if a checkpoint's variables do not fit the model/optimizer.
+            CheckpointDamagedError: if there are signs of an earlier run but no checkpoint restores.
         """
-        path = self.latest_checkpoint
-        if path is None:
+        self.restore_notice = None
+        if self.is_chief and tf.io.gfile.isdir(self.directory):
+            for name in tf.io.gfile.listdir(self.directory):
+                if _TEMP_FOLDER.match(name.rstrip("/")):
+                    tf.io.gfile.rmtree(os.path.join(self.directory, name.rstrip("/")))
+        candidates, state_problem = find_checkpoints(self.directory)
+        if not candidates and state_problem is None:
             return 0
-        self.restore(path)
-        return int(self.step.numpy())
+        state, _ = read_state(self.directory)
+        named_latest = os.path.basename(state.model_checkpoint_path) if state else None
+        skipped = [state_problem] if state_problem else []
+        for index, prefix in enumerate(candidates):
+            try:
+                self.restore(prefix)
+            except CheckpointDamagedError as error:
+                skipped.append(f"{os.path.basename(prefix)}: {error.cause}")
+                continue
+            if skipped:
+                self.restore_notice = "skipped " + "; ".join(skipped)
+            if self.is_chief and (skipped or named_latest != os.path.basename(prefix)):
+                kept = [os.path.basename(p) for p in reversed(candidates[index:])]
+                tf.compat.v1.train.update_checkpoint_state(
+                    self.directory, kept[-1], all_model_checkpoint_paths=kept)
+                self._tf_manager = None
+            return int(self.step.numpy())
+        raise CheckpointDamagedError(
+            f"{self.directory} holds an earlier run but no checkpoint of it restores ({'; '.join(skipped)}). "
+            "Repair or remove those files, or use a new model directory."
+        )
 
     def restore(self, path):
-        """Restores the checkpoint at `path` strictly (every object and every saved value must match)."""
+        """Restores the checkpoint at `path` strictly (every object and every saved value must match).
+
+        Raises:
+            CheckpointDamagedError: the files are missing, truncated or corrupt (`.cause` says which).
+            CheckpointMismatchError: the checkpoint was written for another configuration.
+        """
         if not getattr(self.optimizer, "built", True):
             raise ValueError(
                 "Build the optimizer before restoring (optimizer.build(model.trainable_variables) inside "
@@ -196,6 +364,9 @@ class CheckpointManager:
         try:
             status = self.checkpoint.restore(path)
             status.assert_consumed()
+        except _READ_ERRORS as error:
+            cause = damage_cause(error)
+            raise CheckpointDamagedError(f"Checkpoint {path} is damaged: {cause}.", cause) from None
         except ValueError as error:
             match = _SHAPE_MISMATCH.search(str(error))
             if match is None:
@@ -230,53 +401,7 @@ def _describe_unmatched(path, message):
     return f"Checkpoint {path} does not match the objects being restored: {message[:1000]}"
 
 
-class PreemptionHandler:
-    """Records that a stop signal arrived; the train loop polls `should_stop` between steps.
-
-    The signal handler only sets a flag (it runs between Python bytecodes, so a step in progress finishes
-    first). Uninstall restores the previous handlers. Multi-worker note: a signal delivered to only some
-    workers stops only those; synchronise the decision across workers (e.g. all-reduce the flag) or use
-    `tf.distribute.experimental.PreemptionCheckpointHandler`.
-    """
-
-    def __init__(self, signals=(signal.SIGTERM,)):
-        self.signals = tuple(signals)
-        self._event = threading.Event()
-        self.received_signal = None
-        self._previous = {}
-
-    def _handle(self, signum, frame):
-        del frame
-        self.received_signal = signal.Signals(signum).name
-        self._event.set()
-
-    def install(self):
-        if threading.current_thread() is not threading.main_thread():
-            raise RuntimeError("install_preemption_handler() must be called from the main thread.")
-        for signum in self.signals:
-            self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def uninstall(self):
-        for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
-        self._previous = {}
-
-    @property
-    def should_stop(self):
-        """True once a stop signal arrived: save at this step boundary and leave the loop."""
-        return self._event.is_set()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.uninstall()
-
-
-def install_preemption_handler(signals=(signal.SIGTERM,)):
-    """Installs a `PreemptionHandler` for `signals` (default SIGTERM) and returns it.
-
-    Use as a context manager to restore the previous handlers when training ends.
-    """
-    return PreemptionHandler(signals).install()
+# The SIGTERM handler lives in its own TensorFlow-free module (installed before TensorFlow's import).
+PreemptionHandler = preemption.PreemptionHandler
+Preempted = preemption.Preempted
+install_preemption_handler = preemption.install_preemption_handler

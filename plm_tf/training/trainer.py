@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from plm_tf.data import pipelines
+from plm_tf.data import corpus, pipelines
 from plm_tf.models import objectives
 from plm_tf.models.builders import build_pretraining_model
 from plm_tf.models.configs import bind_vocab_size
@@ -111,12 +111,29 @@ def pretrain(
                         ("checkpoint_every", checkpoint_every), ("keep_checkpoints", keep_checkpoints)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise TrainingError(f"pretrain.{name} must be a positive integer, got {value!r}.")
+    with checkpointing.install_preemption_handler() as handler:
+        return _pretrain(handler, model_dir, objective, train_steps, batch_size, seq_len, corpus_paths,
+                         tokenizer_kind, vocab_path, steps_per_loop, log_every, checkpoint_every, keep_checkpoints,
+                         precision_policy, strategy, tpu_address, seed, export, print_fn)
+
+
+def _pretrain(handler, model_dir, objective, train_steps, batch_size, seq_len, corpus_paths, tokenizer_kind,
+              vocab_path, steps_per_loop, log_every, checkpoint_every, keep_checkpoints, precision_policy, strategy,
+              tpu_address, seed, export, print_fn):
+    """`pretrain` with its SIGTERM handler installed (a signal at any moment from here on is a clean stop)."""
     started = time.perf_counter()
     keras.utils.set_random_seed(seed)  # weight initialisation and the dropout streams
     precision.set_precision(precision_policy)
     strategy_obj = distribution.create_strategy(strategy, tpu_address)
     tokenizer = pipelines.load_tokenizer(tokenizer_kind or pipelines.DEFAULT_TOKENIZER[objective], vocab_path)
     bind_vocab_size(tokenizer)
+    is_chief = checkpointing.is_chief(strategy_obj)
+    if is_chief:
+        check_writable(model_dir)
+    corpus_stats = _corpus_stats(corpus_paths)
+    if corpus_stats is not None and corpus_stats.invalid_utf8_lines:
+        print_fn(f"Skipping {corpus_stats.invalid_utf8_lines} corpus line(s) that are not UTF-8 "
+                 f"(first: {corpus_stats.first_invalid}).")
 
     with strategy_obj.scope():
         model = build_pretraining_model(objective=objective)
@@ -138,22 +155,37 @@ def pretrain(
         dropout_rng=_dropout_rng_state(model),
     )
     start_step = manager.restore_latest()
-    is_chief = manager.is_chief
+    export_dir = os.path.join(model_dir, "export")
+    export_missing = export and is_chief and not tf.io.gfile.exists(os.path.join(export_dir, "saved_model.pb"))
+    if start_step >= train_steps and not export_missing:
+        print_fn(f"{model_dir} already holds step {start_step} ≥ train_steps {train_steps}"
+                 f"{' and its export' if export else ''}; nothing to do, no file changed.")
+        return _stored_summary(model_dir) or {"model_dir": model_dir, "step": start_step, "final_losses": {},
+                                              "final_metrics": {}, "tokens_per_second": None, "wall_time": None,
+                                              "latest_checkpoint": manager.latest_checkpoint,
+                                              "weights_fingerprint": weights_fingerprint(model)}
+    if start_step:
+        print_fn(f"Resuming from {manager.latest_checkpoint} at step {start_step}."
+                 + (f" ({manager.restore_notice})" if manager.restore_notice else ""))
+    if handler.should_stop:
+        print_fn(f"Preempted ({handler.received_signal}) during start-up, before step {start_step + 1}; "
+                 "nothing to save, exiting.")
+        return {"model_dir": model_dir, "step": start_step, "preempted": True, "final_losses": {},
+                "final_metrics": {}, "tokens_per_second": None, "wall_time": format_duration(0),
+                "latest_checkpoint": manager.latest_checkpoint, "weights_fingerprint": None}
+    if start_step >= train_steps:
+        print_fn(f"{model_dir} already holds step {start_step} ≥ train_steps {train_steps}; exporting only.")
+        summary = _stored_summary(model_dir) or {"model_dir": model_dir, "step": start_step}
+        return _export(handler, summary, model, tokenizer, export_dir, seq_len, model_dir, print_fn)
     if is_chief:
         tf.io.gfile.makedirs(model_dir)
-        with tf.io.gfile.GFile(os.path.join(model_dir, "operative_config.gin"), "w") as f:
-            f.write(gin.config_str())
-    if start_step >= train_steps:
-        print_fn(f"{model_dir} already holds step {start_step} ≥ train_steps {train_steps}; nothing to do.")
-    elif start_step:
-        print_fn(f"Resuming from {manager.latest_checkpoint} at step {start_step}.")
+        _write_if_changed(os.path.join(model_dir, "operative_config.gin"), gin.config_str())
 
     train_loop = make_train_loop(strategy_obj, model, optimizer, objective, seed, accumulation)
     reporter = ProgressReporter(
         os.path.join(model_dir, "train") if is_chief else None, train_steps, seq_len * batch_size, print_fn
     )
     reporter.start(start_step)
-    handler = checkpointing.install_preemption_handler()
     step = start_step
     window_losses, window_sums, window_calls = {}, {}, 0
     last_losses, last_metrics, throughput = {}, {}, []
@@ -178,12 +210,16 @@ def pretrain(
             if handler.should_stop:
                 manager.save(force=True)
                 preempted = True
-                print_fn(f"Preempted (SIGTERM): saved step {step} to {manager.latest_checkpoint}; exiting.")
+                print_fn(f"Preempted ({handler.received_signal}): saved step {step} to {manager.latest_checkpoint}; "
+                         "exiting.")
                 break
             if step % checkpoint_every == 0 or step == train_steps:
                 manager.save(force=True)
-    finally:
-        handler.uninstall()
+    except tf.errors.OpError as error:
+        lost = distribution.peer_lost(strategy_obj, error)
+        if lost is None:
+            raise
+        raise lost from None
 
     summary = {
         "model_dir": model_dir,
@@ -200,16 +236,79 @@ def pretrain(
         "replicas": strategy_obj.num_replicas_in_sync,
         "precision": precision_policy,
         "weights_fingerprint": weights_fingerprint(model),
+        "corpus_invalid_utf8_lines": corpus_stats.invalid_utf8_lines if corpus_stats is not None else None,
     }
-    if export and is_chief and not preempted and step >= train_steps:
-        from plm_tf.export.exporter import export_saved_model
-
-        summary["export_dir"] = export_saved_model(
-            model, tokenizer, os.path.join(model_dir, "export"),
-            max_seq_length=min(seq_len, model.encoder_config["max_position_embeddings"]
-                               - model.encoder_config["position_offset"]),
-        )
     if is_chief:
-        with tf.io.gfile.GFile(os.path.join(model_dir, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=2)
+        _write_summary(model_dir, summary)
+    if export and is_chief and not preempted and step >= train_steps:
+        return _export(handler, summary, model, tokenizer, export_dir, seq_len, model_dir, print_fn)
     return summary
+
+
+def _export(handler, summary, model, tokenizer, export_dir, seq_len, model_dir, print_fn):
+    """Writes the serving SavedModel; a SIGTERM meanwhile abandons it (a rerun exports) and returns."""
+    from plm_tf.export.exporter import export_saved_model
+
+    try:
+        with handler.interrupting():
+            summary["export_dir"] = export_saved_model(
+                model, tokenizer, export_dir,
+                max_seq_length=min(seq_len, model.encoder_config["max_position_embeddings"]
+                                   - model.encoder_config["position_offset"]),
+            )
+    except checkpointing.Preempted as signal_name:
+        print_fn(f"Preempted ({signal_name}) during the export: the checkpoint is complete, {export_dir} was not "
+                 "written; rerun the same command to export.")
+        summary["preempted"] = True
+        return summary
+    summary["preempted"] = False
+    _write_summary(model_dir, summary)
+    return summary
+
+
+def check_writable(model_dir):
+    """TrainingError unless `model_dir` is, or can be created as, a directory this process can write to."""
+    if "://" in os.fspath(model_dir):  # remote file systems: permissions show at the first write
+        return
+    existing = os.path.abspath(model_dir)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise TrainingError(f"model_dir {model_dir} cannot be created: {existing} is a file, not a directory.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise TrainingError(f"model_dir {model_dir} is not writable: {existing} is read-only or its permissions "
+                            "deny writing.")
+
+
+def _corpus_stats(corpus_paths):
+    """`corpus.corpus_stats` of the corpus the pipeline reads (None for static TFRecords): one Python pass."""
+    from plm_tf.gin_config import query_or_none
+
+    if query_or_none("pretraining_dataset.masking") == "static":
+        return None
+    return corpus.corpus_stats(pipelines.default_corpus() if corpus_paths is None else corpus_paths)
+
+
+def _stored_summary(model_dir):
+    try:
+        with tf.io.gfile.GFile(os.path.join(model_dir, "summary.json")) as f:
+            return json.load(f)
+    except (tf.errors.OpError, ValueError):
+        return None
+
+
+def _write_summary(model_dir, summary):
+    """Writes `model_dir/summary.json` via a temporary file and a rename (never half-written)."""
+    path = os.path.join(model_dir, "summary.json")
+    with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+        json.dump(summary, f, indent=2)
+    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+
+
+def _write_if_changed(path, text):
+    if tf.io.gfile.exists(path):
+        with tf.io.gfile.GFile(path) as f:
+            if f.read() == text:
+                return
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write(text)

@@ -226,11 +226,11 @@ class CheckpointManagerTest(tf.test.TestCase):
             return mock.Mock(cluster_resolver=resolver)
 
         workers = {"worker": ["a:1", "b:2"]}
-        self.assertTrue(checkpointing._is_chief(None))
-        self.assertTrue(checkpointing._is_chief(fake_strategy("worker", 0, workers)))
-        self.assertFalse(checkpointing._is_chief(fake_strategy("worker", 1, workers)))
-        self.assertTrue(checkpointing._is_chief(fake_strategy("chief", 0, {"chief": ["c:0"], **workers})))
-        self.assertFalse(checkpointing._is_chief(fake_strategy("worker", 0, {"chief": ["c:0"], **workers})))
+        self.assertTrue(checkpointing.is_chief(None))
+        self.assertTrue(checkpointing.is_chief(fake_strategy("worker", 0, workers)))
+        self.assertFalse(checkpointing.is_chief(fake_strategy("worker", 1, workers)))
+        self.assertTrue(checkpointing.is_chief(fake_strategy("chief", 0, {"chief": ["c:0"], **workers})))
+        self.assertFalse(checkpointing.is_chief(fake_strategy("worker", 0, {"chief": ["c:0"], **workers})))
 
         directory = self.get_temp_dir() + "/multi"
         run = _Run(directory, strategy=fake_strategy("worker", 1, workers))
@@ -240,6 +240,120 @@ class CheckpointManagerTest(tf.test.TestCase):
         chief.manager.step.assign(4)
         chief.manager.save()
         self.assertEqual(run.manager.restore_latest(), 4)  # non-chief workers read the chief's directory
+
+
+def _damage(directory, step, how):
+    """Damages checkpoint ckpt-<step> of `directory` the way the issue's cases did."""
+    prefix = os.path.join(directory, f"ckpt-{step}")
+    data = prefix + ".data-00000-of-00001"
+    if how == "index deleted":
+        os.remove(prefix + ".index")
+    elif how == "data truncated":
+        content = open(data, "rb").read()
+        open(data, "wb").write(content[: len(content) // 2])
+    elif how == "checksum":
+        content = bytearray(open(data, "rb").read())
+        content[len(content) // 2] ^= 0xFF  # one flipped byte inside a tensor
+        open(data, "wb").write(bytes(content))
+    elif how == "state text garbage":
+        open(os.path.join(directory, "checkpoint"), "w").write("this is not a checkpoint state\n")
+    elif how == "state binary garbage":
+        open(os.path.join(directory, "checkpoint"), "wb").write(bytes(range(128, 256)))
+    else:
+        raise ValueError(how)
+
+
+class DamagedCheckpointTest(tf.test.TestCase):
+    """A damaged checkpoint never restarts a run from step 0: fall back to the newest one that restores."""
+
+    CAUSES = {
+        "index deleted": "ckpt-6: files are missing",
+        "data truncated": "ckpt-6: its data file is truncated",
+        "checksum": "ckpt-6: checksum failure",
+        "state text garbage": "is not a checkpoint state",
+        "state binary garbage": "is not a text file",
+    }
+
+    def _saved_run(self, directory, steps=(2, 4, 6), **kwargs):
+        """A run saved at `steps`; returns {step: weights at that step}."""
+        run = _Run(directory, **kwargs)
+        weights = {}
+        for step in steps:
+            run.train(step - int(run.manager.step))
+            run.manager.save()
+            weights[step] = run.weights()
+        return weights
+
+    def test_each_damage_falls_back_to_the_newest_complete_checkpoint(self):
+        for how, cause in self.CAUSES.items():
+            with self.subTest(damage=how):
+                directory = os.path.join(self.get_temp_dir(), how.replace(" ", "_"))
+                weights = self._saved_run(directory)
+                _damage(directory, 6, how)
+                resumed = _Run(directory)
+                expected_step = 6 if how.startswith("state") else 4  # the checkpoint files are intact
+                self.assertEqual(resumed.manager.restore_latest(), expected_step)
+                self.assertIn(cause, resumed.manager.restore_notice)
+                for a, b in zip(weights[expected_step], resumed.weights()):
+                    self.assertAllEqual(a, b)
+                # The state file now names the restored checkpoint, so TensorFlow's readers agree.
+                self.assertEqual(tf.train.latest_checkpoint(directory), os.path.join(directory, f"ckpt-{expected_step}"))
+
+    def test_no_checkpoint_newer_than_the_resumed_one_is_rotated_away(self):
+        directory = self.get_temp_dir() + "/rotate"
+        self._saved_run(directory, steps=(2, 4, 6), max_to_keep=2)  # keeps ckpt-4 and ckpt-6
+        _damage(directory, 6, "data truncated")
+        resumed = _Run(directory, max_to_keep=2)
+        self.assertEqual(resumed.manager.restore_latest(), 4)
+        resumed.train(1)
+        resumed.manager.save()  # ckpt-5
+        files = sorted(f for f in os.listdir(directory) if f.startswith("ckpt-"))
+        self.assertIn("ckpt-4.index", files)             # the one resumed from: max_to_keep=2 keeps it
+        self.assertIn("ckpt-6.index", files)             # the damaged newer one stays for inspection
+        self.assertIn("ckpt-5.index", files)
+        self.assertEqual(os.path.basename(resumed.manager.latest_checkpoint), "ckpt-5")
+
+    def test_nothing_restores_names_the_files_and_causes(self):
+        directory = self.get_temp_dir() + "/all_damaged"
+        self._saved_run(directory, steps=(2, 4))
+        _damage(directory, 4, "checksum")
+        _damage(directory, 2, "index deleted")
+        with self.assertRaisesRegex(
+            checkpointing.CheckpointDamagedError,
+            r"holds an earlier run but no checkpoint of it restores \(ckpt-4: checksum failure.*; "
+            r"ckpt-2: files are missing"):
+            _Run(directory).manager.restore_latest()
+        garbage_only = self.get_temp_dir() + "/state_only"
+        os.makedirs(garbage_only)
+        _damage(garbage_only, None, "state text garbage")  # a sign of an earlier run, but nothing to restore
+        with self.assertRaisesRegex(checkpointing.CheckpointDamagedError, "is not a checkpoint state"):
+            _Run(garbage_only).manager.restore_latest()
+
+    def test_stale_temp_folder_is_removed_at_start(self):
+        directory = self.get_temp_dir() + "/stale"
+        self._saved_run(directory, steps=(2,))
+        os.makedirs(os.path.join(directory, "ckpt-3_temp"))
+        open(os.path.join(directory, "ckpt-3_temp", "part-00000-of-00001.index"), "wb").write(b"x")
+        resumed = _Run(directory)
+        self.assertEqual(resumed.manager.restore_latest(), 2)
+        self.assertIsNone(resumed.manager.restore_notice)
+        self.assertFalse(os.path.exists(os.path.join(directory, "ckpt-3_temp")))
+
+    def test_readers_name_the_damage(self):
+        """Export and fine-tuning resolve checkpoints here: one error naming the cause, or the fallback."""
+        directory = self.get_temp_dir() + "/read"
+        self._saved_run(directory, steps=(2, 4))
+        _damage(directory, 4, "checksum")
+        lines = []
+        self.assertEqual(checkpointing.resolve_checkpoint(directory, print_fn=lines.append),
+                         os.path.join(directory, "ckpt-2"))
+        self.assertLen(lines, 1)
+        self.assertIn("skipped ckpt-4: checksum failure", lines[0])
+        with self.assertRaisesRegex(ResolveCheckpointTest._Error, r"ckpt-4 is damaged: checksum failure"):
+            checkpointing.resolve_checkpoint(os.path.join(directory, "ckpt-4"), ResolveCheckpointTest._Error)
+        with self.assertRaisesRegex(ValueError, "is damaged: its data file is truncated"):
+            with checkpointing.reading_checkpoint("x"):
+                raise IndexError("Read less bytes than requested")
 
 
 class ResolveCheckpointTest(tf.test.TestCase):

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -55,10 +56,26 @@ def checkpoint_weights(prefix):
     }
 
 
+def file_snapshot(directory):
+    """{relative path: (size, mtime_ns, bytes)} of every file under `directory`."""
+    snapshot = {}
+    for root, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            stat = os.stat(path)
+            snapshot[os.path.relpath(path, directory)] = (stat.st_size, stat.st_mtime_ns, open(path, "rb").read())
+    return snapshot
+
+
 class TrainCliTest(tf.test.TestCase):
     def test_electra_end_to_end(self):
         model_dir = self.get_temp_dir() + "/electra"
-        result = run_train(model_dir, "testing/electra_tiny.gin", "pretrain.export = True")
+        bad_lines = os.path.join(self.get_temp_dir(), "not_utf8.txt")
+        with open(bad_lines, "wb") as f:
+            f.write(b"\xff\xfe not UTF-8\nA fine line of text.\n\xc3\x28 neither\n")
+        corpus = [str(REPO_ROOT / "plm_tf" / "assets" / "corpus.txt.gz"), bad_lines]
+        params = ("pretrain.export = True", f"pretrain.corpus_paths = {corpus!r}")
+        result = run_train(model_dir, "testing/electra_tiny.gin", *params)
         lines = result.stdout.splitlines()
         progress = [line for line in lines if line.startswith("step ")]
         self.assertLen(progress, 3)  # log_every = 2, 6 steps
@@ -75,9 +92,19 @@ class TrainCliTest(tf.test.TestCase):
         self.assertEqual(summary["export_dir"], os.path.join(os.path.abspath(model_dir), "export"))
         self.assertTrue(os.path.exists(os.path.join(summary["export_dir"], "saved_model.pb")))
         self.assertIn("SavedModel:", result.stdout)
-        # A second call with the same model_dir has nothing left to do and keeps the weights.
-        again = run_train(model_dir)
-        self.assertIn("nothing to do", again.stdout)
+        # The skipped undecodable lines are counted where the user sees them.
+        self.assertIn(f"Skipping 2 corpus line(s) that are not UTF-8 (first: {bad_lines}:1).", result.stdout)
+        self.assertEqual(summary["corpus_invalid_utf8_lines"], 2)
+        # The export is readable by other users (the umask's mode, not mkdtemp's 0700).
+        umask = os.umask(0)
+        os.umask(umask)
+        self.assertEqual(os.stat(summary["export_dir"]).st_mode & 0o777, 0o777 & ~umask)
+        # A second call with the same model_dir has nothing left to do: it says so and changes no file
+        # (summary, export, TensorBoard events, operative config, checkpoints).
+        before = file_snapshot(model_dir)
+        again = run_train(model_dir, "testing/electra_tiny.gin", *params)
+        self.assertIn("nothing to do, no file changed", again.stdout)
+        self.assertEqual(file_snapshot(model_dir), before)
 
     def test_every_objective_trains(self):
         for family in ("roberta", "albert", "bert"):
@@ -107,6 +134,12 @@ class TrainCliTest(tf.test.TestCase):
                 self.assertIn(message, errors[0])
                 self.assertNotIn("Traceback", result.stderr)
                 self.assertNotIn("In call to configurable", result.stderr)
+        a_file = os.path.join(self.get_temp_dir(), "a_file")
+        open(a_file, "w").close()
+        not_a_dir = run_train(os.path.join(a_file, "run"), "testing/electra_tiny.gin", expect_ok=False)
+        self.assertEqual(not_a_dir.returncode, 2, not_a_dir.stderr[-2000:])
+        self.assertIn(f"cannot be created: {a_file} is a file, not a directory", not_a_dir.stderr)
+        self.assertNotIn("Traceback", not_a_dir.stderr)
         missing = run_train(model_dir, "no_such_file.gin", expect_ok=False)
         self.assertEqual(missing.returncode, 2)
         self.assertIn("gin file 'no_such_file.gin' not found", missing.stderr)
@@ -120,39 +153,65 @@ class TrainCliTest(tf.test.TestCase):
 
 
 class ResumeTest(tf.test.TestCase):
-    """N steps straight == k steps, SIGKILL, resume to N (same weights); SIGTERM saves before exiting."""
+    """N steps straight == k steps, SIGKILL, damaged latest checkpoint, resume to N (bit-identical weights,
+    dropout on); SIGTERM at start-up or in training exits cleanly."""
 
     PARAMS = ("TRAIN_STEPS = 400", "pretrain.checkpoint_every = 4", "pretrain.log_every = 4")
+    DROPOUT = ("encoder_config.dropout_rate = 0.1", "encoder_config.attention_dropout_rate = 0.1")
 
-    def test_sigkill_then_resume_matches_straight_run(self):
+    def test_sigkill_damaged_latest_then_resume_matches_straight_run(self):
+        target = "pretrain.train_steps = 100"
         straight = self.get_temp_dir() + "/straight"
-        run_train(straight, "testing/electra_tiny.gin", *self.PARAMS, "pretrain.train_steps = 40")
+        run_train(straight, "testing/electra_tiny.gin", *self.PARAMS, *self.DROPOUT, target)
         killed = self.get_temp_dir() + "/killed"
         process = subprocess.Popen(
-            train_command(killed, "testing/electra_tiny.gin", *self.PARAMS), cwd=REPO_ROOT, env=subprocess_env(),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            train_command(killed, "testing/electra_tiny.gin", *self.PARAMS, *self.DROPOUT), cwd=REPO_ROOT,
+            env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         try:
             deadline = time.time() + TIMEOUT
-            while tf.train.latest_checkpoint(killed) is None and time.time() < deadline:
-                time.sleep(0.2)
+            while len(tf.io.gfile.glob(os.path.join(killed, "ckpt-*.index"))) < 2 and time.time() < deadline:
+                time.sleep(0.1)
             process.send_signal(signal.SIGKILL)
         finally:
             process.wait(timeout=60)
         self.assertEqual(process.returncode, -signal.SIGKILL)
-        last_checkpoint = tf.train.latest_checkpoint(killed)
-        killed_at = int(last_checkpoint.rsplit("-", 1)[1])
-        self.assertLess(killed_at, 40)  # killed mid-run (a tiny step takes milliseconds: leave a wide margin)
-        resumed = run_train(killed, "testing/electra_tiny.gin", *self.PARAMS, "pretrain.train_steps = 40")
-        self.assertIn(f"Resuming from {last_checkpoint} at step {killed_at}.", resumed.stdout)
-        expected = checkpoint_weights(os.path.join(straight, "ckpt-40"))
-        actual = checkpoint_weights(os.path.join(killed, "ckpt-40"))
+        # The two newest checkpoints with an index (a kill mid-save may have left a newer one complete).
+        steps = sorted(int(path.rsplit("-", 1)[1][: -len(".index")])
+                       for path in tf.io.gfile.glob(os.path.join(killed, "ckpt-*.index")))
+        previous, killed_at = steps[-2:]
+        self.assertLess(killed_at, 100)  # killed mid-run (a tiny step takes milliseconds: leave a wide margin)
+        # Damage the newest checkpoint: the resumed run falls back to the previous one and says why.
+        data = os.path.join(killed, f"ckpt-{killed_at}.data-00000-of-00001")
+        content = open(data, "rb").read()
+        open(data, "wb").write(content[: len(content) // 2])
+        resumed = run_train(killed, "testing/electra_tiny.gin", *self.PARAMS, *self.DROPOUT, target)
+        resume_lines = [line for line in resumed.stdout.splitlines() if line.startswith("Resuming")]
+        self.assertLen(resume_lines, 1)
+        self.assertStartsWith(resume_lines[0],
+                              f"Resuming from {os.path.join(killed, f'ckpt-{previous}')} at step {previous}. (skipped ")
+        self.assertIn(f"ckpt-{killed_at}: its data file is truncated)", resume_lines[0])
+        expected = checkpoint_weights(os.path.join(straight, "ckpt-100"))
+        actual = checkpoint_weights(os.path.join(killed, "ckpt-100"))
         self.assertEqual(sorted(expected), sorted(actual))
         for key in expected:
-            self.assertAllClose(actual[key], expected[key], atol=1e-6, msg=key)
+            self.assertAllEqual(actual[key], expected[key], msg=key)  # bit-identical, dropout masks included
 
-    def test_sigterm_saves_the_current_step_and_exits_cleanly(self):
+    def test_sigterm_at_start_up_then_in_training_exits_cleanly(self):
         model_dir = self.get_temp_dir() + "/preempted"
+        # 1. SIGTERM while TensorFlow starts, the model is built, the pipeline made: nothing written, status 0.
+        process = subprocess.Popen(
+            train_command(model_dir, "testing/electra_tiny.gin", *self.PARAMS), cwd=REPO_ROOT,
+            env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self.assertTrue(process.stdout.readline().startswith("plm_tf.train:"))  # printed before pretrain()
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=TIMEOUT)
+        self.assertEqual(process.returncode, 0, stderr[-2000:])
+        self.assertIn("Preempted (SIGTERM) during start-up, before step 1; nothing to save", stdout)
+        self.assertFalse(tf.io.gfile.glob(os.path.join(model_dir, "ckpt-*")))
+        self.assertFalse(os.path.exists(os.path.join(model_dir, "summary.json")))
+        # 2. The rerun trains; SIGTERM after its first checkpoint saves the current step and exits cleanly.
         process = subprocess.Popen(
             train_command(model_dir, "testing/electra_tiny.gin", *self.PARAMS), cwd=REPO_ROOT,
             env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -170,6 +229,23 @@ class ResumeTest(tf.test.TestCase):
             os.path.basename(tf.train.latest_checkpoint(model_dir)), f"ckpt-{summary['step']}"
         )
         self.assertLess(summary["step"], 400)
+
+
+class CheckWritableTest(tf.test.TestCase):
+    def test_unwritable_model_dirs_are_named(self):
+        from plm_tf.training.trainer import TrainingError, check_writable
+
+        root = self.get_temp_dir()
+        check_writable(os.path.join(root, "new", "run"))  # creatable: fine, nothing created yet
+        self.assertFalse(os.path.exists(os.path.join(root, "new")))
+        a_file = os.path.join(root, "file")
+        open(a_file, "w").close()
+        with self.assertRaisesRegex(TrainingError, f"{a_file} is a file, not a directory"):
+            check_writable(a_file)
+        # A read-only file system answers access(W_OK) with EROFS, whatever the user (root included).
+        with mock.patch("os.access", return_value=False):
+            with self.assertRaisesRegex(TrainingError, f"model_dir {root}/run is not writable: {root} is read-only"):
+                check_writable(os.path.join(root, "run"))
 
 
 if __name__ == "__main__":

@@ -68,8 +68,9 @@ class CheckpointDamagedError(ValueError):
 
 def damage_cause(error):
     """A short description of why TensorFlow could not read a checkpoint (`error` from a restore)."""
-    text = str(error).strip()
-    if isinstance(error, IndexError) and "Read less bytes" in text:
+    text = str(getattr(error, "message", None) or error).strip()
+    text = re.sub(r"\s*\[Op:\w+\]", "", re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text))
+    if "Read less bytes" in text:
         return "its data file is truncated"
     if "Checksum does not match" in text or "checksum" in text.lower():
         return "checksum failure: its data file is corrupt"
@@ -77,8 +78,7 @@ def damage_cause(error):
         return f"not a text file ({error.reason})"
     if isinstance(error, tf.errors.NotFoundError) or "No such file" in text or "Failed to find any" in text:
         return "files are missing" + (f" ({_last_path(text)})" if _last_path(text) else "")
-    message = getattr(error, "message", None) or text or type(error).__name__
-    return f"unreadable ({message.splitlines()[0][:300]})"
+    return f"unreadable ({(text or type(error).__name__).splitlines()[0][:300]})"
 
 
 def _last_path(text):

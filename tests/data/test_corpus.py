@@ -87,6 +87,29 @@ class ReadTest(tf.test.TestCase):
         self.assertEqual(kinds, [0, 0, 0, 1, 0, 1, 2])  # 12 tokens -> 5 + 5 + 2 (long line split), doc end
         self.assertEqual([len(ids) for ids, _ in items], [5, 5, 2, 0, 1, 0, 0])
 
+    def test_batch_without_tokens_does_not_crash(self):
+        """A tokenizer batch whose kept lines are all blank was a [k, 0] tensor, which `unbatch` turned into a
+        segmentation fault (TensorFlow 2.21)."""
+        tok = load_tokenizer("wordpiece", VOCAB)
+        path = self.write("blanks.txt", "\n\n\x01\x02\n\nthe of\n")
+        items = list(corpus.token_item_dataset(corpus.line_dataset([path]), tok, 5, batch_lines=3)
+                     .as_numpy_iterator())
+        self.assertEqual([int(k) for _, k in items], [1, 1, 1, 0, 1, 2])  # the control-character line has no token
+        self.assertEqual([len(ids) for ids, _ in items], [0, 0, 0, 2, 0, 0])
+
+    def test_corpus_without_tokens_is_named(self):
+        tok = load_tokenizer("wordpiece", VOCAB)
+        cases = {"invalid.txt": b"\xff\xfe\xfa\n\xc3\x28\xff\n", "control.txt": b"\x01\x02\x03\n\x07 \x08\n"}
+        for name, data in cases.items():
+            with self.subTest(name):
+                path = self.write(name, data)
+                with self.assertRaisesRegex(corpus.CorpusError, f"the corpus yields no tokens: no line of {path} "):
+                    corpus.check_has_tokens([path], tok)
+        many = [self.write(f"many_{i}.txt", b"\x01\n") for i in range(7)]
+        with self.assertRaisesRegex(corpus.CorpusError, "many_4.txt and 2 more is UTF-8"):
+            corpus.check_has_tokens(many, tok)
+        corpus.check_has_tokens(many + [self.write("fine.txt", "\x01\nthe\n")], tok)  # one token is enough
+
     def test_stats(self):
         stats = corpus.corpus_stats(CORPUS)
         expected = python_documents(CORPUS.read_text(encoding="utf-8"))

@@ -1,6 +1,8 @@
 """The pretraining pipelines end to end (plm_tf.data.pipelines)."""
 import os
 import pathlib
+import subprocess
+import sys
 
 import gin
 import keras
@@ -94,6 +96,14 @@ class ReproducibilityTest(tf.test.TestCase):
         c = take(pipelines.pretraining_dataset("mlm_sop", seed=4, **SMALL), 3)
         assert_batches_equal(self, a, b)
         self.assertFalse(np.array_equal(a[0]["input_ids"], c[0]["input_ids"]))
+
+    def test_order_is_a_function_of_the_arguments_alone(self):
+        """Not of TensorFlow's global seed (`Dataset.shuffle` pairs its seed with it)."""
+        batches = []
+        for global_seed in (None, 1234):
+            tf.random.set_seed(global_seed)
+            batches.append(take(pipelines.pretraining_dataset("electra", seed=3, **SMALL), 1))
+        assert_batches_equal(self, batches[0], batches[1])
 
     def test_many_files_with_shuffled_file_order(self):
         text = pathlib.Path(CORPUS).read_text(encoding="utf-8")
@@ -217,6 +227,24 @@ class BadInputTest(tf.test.TestCase):
             pipelines.pretraining_dataset("xlnet")
         with self.assertRaisesRegex(pipelines.PipelineError, "mask_prob"):
             pipelines.pretraining_dataset(**dict(SMALL, mask_prob=1.5))
+
+    def test_corpus_without_tokens_stops_with_one_line(self):
+        path = os.path.join(self.get_temp_dir(), "invalid.txt")
+        with open(path, "wb") as f:
+            f.write(b"\xff\xfe\xfa\n\xc3\x28\xff\n")
+        with self.assertRaisesRegex(corpus.CorpusError, "the corpus yields no tokens"):
+            pipelines.pretraining_dataset(**dict(SMALL, corpus_paths=path))
+        script = subprocess.run(
+            [sys.executable, "scripts/create_pretraining_data.py", f"--corpus_paths={path}",
+             f"--output_prefix={self.get_temp_dir()}/static", "--dupe_factor=1"],
+            cwd=testing_utils.REPO_ROOT, capture_output=True, text=True, timeout=300,
+            env=dict(os.environ, PYTHONPATH=str(testing_utils.REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3"))
+        self.assertEqual(script.returncode, 2, script.stderr[-2000:])
+        self.assertEqual(script.stderr.strip().splitlines()[-1],
+                         f"create_pretraining_data.py: error: the corpus yields no tokens: no line of {path} is "
+                         "UTF-8 text with a token for the wordpiece tokenizer (only undecodable bytes, control "
+                         "characters or blanks)")
+        self.assertNotIn("Traceback", script.stderr)
 
     def test_undecodable_lines_skipped_or_rejected(self):
         path = os.path.join(self.get_temp_dir(), "mixed.txt")

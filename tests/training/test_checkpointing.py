@@ -2,6 +2,7 @@
 import os
 import pathlib
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -285,10 +286,12 @@ class DamagedCheckpointTest(tf.test.TestCase):
         return weights
 
     def test_each_damage_falls_back_to_the_newest_complete_checkpoint(self):
+        original = os.path.join(self.get_temp_dir(), "original")
+        weights = self._saved_run(original)
         for how, cause in self.CAUSES.items():
             with self.subTest(damage=how):
                 directory = os.path.join(self.get_temp_dir(), how.replace(" ", "_"))
-                weights = self._saved_run(directory)
+                shutil.copytree(original, directory)
                 _damage(directory, 6, how)
                 resumed = _Run(directory)
                 expected_step = 6 if how.startswith("state") else 4  # the checkpoint files are intact
@@ -355,6 +358,33 @@ class DamagedCheckpointTest(tf.test.TestCase):
             with checkpointing.reading_checkpoint("x"):
                 raise IndexError("Read less bytes than requested")
 
+    def test_export_and_fine_tuning_name_the_damage(self):
+        """`python -m plm_tf.export` / fine-tuning: a checksum failure is "damaged", not "does not fit"."""
+        from plm_tf.export import exporter
+        from plm_tf.export.serving import ExportError
+        from plm_tf.finetuning import export as finetuning_export
+        from plm_tf.finetuning import model as finetuning_model
+
+        directory = self.get_temp_dir() + "/pretrained"
+        self._saved_run(directory, steps=(2,))
+        _damage(directory, 2, "checksum")
+        prefix = os.path.join(directory, "ckpt-2")
+        with self.assertRaisesRegex(ExportError, r"ckpt-2 is damaged: checksum failure"):
+            exporter.load_from_checkpoint(prefix, gin_files=["testing/electra_tiny.gin"])
+        with self.assertRaisesRegex(ExportError, r"no checkpoint that can be read \(ckpt-2: checksum failure"):
+            exporter.resolve_checkpoint(directory)
+        with self.assertRaisesRegex(finetuning_model.CheckpointError, r"ckpt-2 is damaged: checksum failure"):
+            finetuning_model.restore_encoder(prefix)
+        # A fine-tuning model_dir whose kept best checkpoint is damaged (its data truncated).
+        finetuned = self.get_temp_dir() + "/finetuned"
+        os.makedirs(finetuned)
+        open(os.path.join(finetuned, "task.json"), "w").write("{}")
+        self._saved_run(os.path.join(finetuned, "best"), steps=(3,))
+        _damage(os.path.join(finetuned, "best"), 3, "data truncated")
+        with self.assertRaisesRegex(finetuning_model.CheckpointError,
+                                    r"best holds no checkpoint that can be read \(ckpt-3: its data file is truncated"):
+            finetuning_export.load_finetuned(finetuned)
+
 
 class ResolveCheckpointTest(tf.test.TestCase):
     """`resolve_checkpoint`, shared by export, fine-tuning and conversion."""
@@ -387,6 +417,25 @@ class ResolveCheckpointTest(tf.test.TestCase):
 
 
 class PreemptionTest(tf.test.TestCase):
+    def test_signal_before_install_is_inherited_and_interrupting_raises(self):
+        """train.py's start-up handler passes a pending SIGTERM on; `interrupting()` abandons an export."""
+        with checkpointing.install_preemption_handler(signals=(signal.SIGUSR1,)) as start_up:
+            os.kill(os.getpid(), signal.SIGUSR1)
+            time.sleep(0.05)
+            with checkpointing.install_preemption_handler(signals=(signal.SIGUSR1,)) as handler:
+                self.assertTrue(handler.should_stop)
+                with self.assertRaises(checkpointing.Preempted):
+                    with handler.interrupting():
+                        pass
+            self.assertTrue(start_up.should_stop)
+        with checkpointing.install_preemption_handler(signals=(signal.SIGUSR1,)) as handler:
+            with self.assertRaises(checkpointing.Preempted):
+                with handler.interrupting():
+                    os.kill(os.getpid(), signal.SIGUSR1)
+                    for _ in range(1000):  # the handler raises between these bytecodes
+                        time.sleep(0.01)
+            self.assertTrue(handler.should_stop)
+
     def test_handler_sets_flag_and_uninstall_restores_previous(self):
         previous = signal.getsignal(signal.SIGUSR1)
         with checkpointing.install_preemption_handler(signals=(signal.SIGUSR1,)) as handler:

@@ -123,26 +123,33 @@ def corpus_stats(paths, raise_on_invalid=False):
     files = resolve_paths(paths)
     stats = CorpusStats(files=len(files))
     for path in files:
-        in_doc = False
-        with _open(path) as f:
-            for number, raw in enumerate(f, 1):
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    stats.invalid_utf8_lines += 1
-                    where = f"{path}:{number}"
-                    stats.first_invalid = stats.first_invalid or where
-                    if raise_on_invalid:
-                        raise CorpusError(f"{where} is not valid UTF-8 ({e.reason} at byte {e.start})") from e
-                    continue
-                if text.strip():
-                    stats.lines += 1
-                    if not in_doc:
-                        stats.documents += 1
-                    in_doc = True
-                else:
-                    in_doc = False
+        try:
+            _count_file(path, stats, raise_on_invalid)
+        except (OSError, EOFError) as e:  # e.g. a truncated or corrupt gzip
+            raise CorpusError(f"cannot read corpus file {path!r}: {e}") from e
     return stats
+
+
+def _count_file(path, stats, raise_on_invalid):
+    in_doc = False
+    with _open(path) as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                stats.invalid_utf8_lines += 1
+                where = f"{path}:{number}"
+                stats.first_invalid = stats.first_invalid or where
+                if raise_on_invalid:
+                    raise CorpusError(f"{where} is not valid UTF-8 ({e.reason} at byte {e.start})") from e
+                continue
+            if text.strip():
+                stats.lines += 1
+                if not in_doc:
+                    stats.documents += 1
+                in_doc = True
+            else:
+                in_doc = False
 
 
 def prepare_files(paths, invalid_utf8="skip"):

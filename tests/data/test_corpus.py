@@ -154,6 +154,8 @@ class BadInputTest(tf.test.TestCase):
             f.write(b"this is not gzip data")
         with self.assertRaisesRegex(corpus.CorpusError, "cannot read corpus file"):
             corpus.prepare_files(bad)
+        with self.assertRaisesRegex(corpus.CorpusError, "cannot read corpus file"):
+            corpus.corpus_stats(bad)  # the trainer's count of undecodable lines reads every file
 
     def test_invalid_utf8_skipped_with_count_or_error(self):
         path = os.path.join(self.dir, "latin1.txt")

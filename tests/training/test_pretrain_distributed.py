@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -106,6 +107,40 @@ class MultiWorkerTest(tf.test.TestCase):
         self.assertEqual((summary["step"], summary["replicas"]), (4, 2))
         self.assertEqual(summary["weights_fingerprint"], fingerprints[0])
         self.assertEqual(os.path.basename(tf.train.latest_checkpoint(model_dir)), "ckpt-4")
+
+    def test_peer_loss_stops_the_survivor_with_one_line(self):
+        """SIGKILL one worker mid-run: the other stops (coordination-service heartbeat, ~20 s) with one line
+        telling to restart all workers and status 1 (not 0, so a scheduler restarts the job; not 2, which
+        means bad configuration)."""
+        workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+        model_dir = self.get_temp_dir() + "/peer_lost"
+        processes = []
+        for index in range(2):
+            env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
+                       TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+            command = [sys.executable, "-m", "plm_tf.train", "--gin_file=testing/roberta_tiny.gin",
+                       "--gin_param=TRAIN_STEPS = 100000", f"--model_dir={model_dir}",
+                       "--strategy=multi_worker_mirrored"]
+            processes.append(subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                                              stderr=subprocess.PIPE, text=True))
+        try:
+            deadline = time.time() + TIMEOUT
+            while tf.train.latest_checkpoint(model_dir) is None and time.time() < deadline:
+                time.sleep(0.5)
+            processes[1].kill()
+            processes[1].wait()
+            _, stderr = processes[0].communicate(timeout=TIMEOUT)  # bounded: a hang fails the test
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.kill()
+                process.wait()
+        self.assertEqual(processes[0].returncode, 1, stderr[-4000:])
+        errors = [line for line in stderr.splitlines() if line.startswith("plm_tf.train: error:")]
+        self.assertLen(errors, 1)
+        self.assertIn("peer lost, restart all workers: worker 0 stopped because /job:worker/replica:0/task:1 is "
+                      "gone", errors[0])
+        self.assertNotIn("Traceback", stderr)
 
 
 if __name__ == "__main__":

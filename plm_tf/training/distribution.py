@@ -61,6 +61,18 @@ def peer_lost(strategy, error):
         f"{', '.join(sorted(set(unhealthy))) or 'another worker'} is gone ({type(error).__name__}); a "
         "restarted job resumes from the latest checkpoint, a lone restarted worker cannot rejoin.")
 
+def any_worker(strategy, flag):
+    """True on every worker if `flag` is True on any of them (one small all-reduce under multi-worker).
+
+    Every worker must call it at the same point of its loop; single-process strategies return `flag`.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return bool(flag)
+    votes = strategy.run(lambda: tf.constant(1 if flag else 0, tf.int32))
+    return int(strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)) > 0
+
+
 BatchSizes = collections.namedtuple(
     "BatchSizes", ["global_batch_size", "micro_batch_size", "per_replica_batch_size"]
 )

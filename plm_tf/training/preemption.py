@@ -28,8 +28,8 @@ class PreemptionHandler:
 
     The signal handler only sets a flag (it runs between Python bytecodes, so a step in progress finishes
     first), except inside `interrupting()`, where it raises `Preempted` to abandon work that can be redone.
-    Uninstall restores the previous handlers. Multi-worker note: a signal delivered to only some workers stops
-    only those; the others then lose their peer (see `plm_tf.training.distribution.PeerLostError`).
+    Uninstall restores the previous handlers. Multi-worker: the trainer combines the workers' flags
+    (`plm_tf.training.distribution.any_worker`) so that every worker stops at the same step.
 
     Args:
         signals: the signals to catch (default SIGTERM).
@@ -60,6 +60,13 @@ class PreemptionHandler:
             if isinstance(outer, PreemptionHandler) and outer.should_stop:  # a signal during start-up
                 self.received_signal = outer.received_signal
                 self._event.set()
+        return self
+
+    def reinstall(self):
+        """Installs the handler again after a library replaced it at the C level (TensorFlow's
+        MultiWorkerMirroredStrategy does, for its own preemption notifier, so SIGTERM went unnoticed)."""
+        for signum in self.signals:
+            signal.signal(signum, self._handle)
         return self
 
     def uninstall(self):

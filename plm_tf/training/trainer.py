@@ -125,6 +125,7 @@ def _pretrain(handler, model_dir, objective, train_steps, batch_size, seq_len, c
     keras.utils.set_random_seed(seed)  # weight initialisation and the dropout streams
     precision.set_precision(precision_policy)
     strategy_obj = distribution.create_strategy(strategy, tpu_address)
+    handler.reinstall()  # MultiWorkerMirroredStrategy replaces the SIGTERM handler with its own
     tokenizer = pipelines.load_tokenizer(tokenizer_kind or pipelines.DEFAULT_TOKENIZER[objective], vocab_path)
     bind_vocab_size(tokenizer)
     is_chief = checkpointing.is_chief(strategy_obj)
@@ -167,9 +168,9 @@ def _pretrain(handler, model_dir, objective, train_steps, batch_size, seq_len, c
     if start_step:
         print_fn(f"Resuming from {manager.latest_checkpoint} at step {start_step}."
                  + (f" ({manager.restore_notice})" if manager.restore_notice else ""))
-    if handler.should_stop:
-        print_fn(f"Preempted ({handler.received_signal}) during start-up, before step {start_step + 1}; "
-                 "nothing to save, exiting.")
+    if distribution.any_worker(strategy_obj, handler.should_stop):
+        print_fn(f"Preempted ({handler.received_signal or 'SIGTERM to another worker'}) during start-up, before "
+                 f"step {start_step + 1}; nothing to save, exiting.")
         return {"model_dir": model_dir, "step": start_step, "preempted": True, "final_losses": {},
                 "final_metrics": {}, "tokens_per_second": None, "wall_time": format_duration(0),
                 "latest_checkpoint": manager.latest_checkpoint, "weights_fingerprint": None}
@@ -207,11 +208,11 @@ def _pretrain(handler, model_dir, objective, train_steps, batch_size, seq_len, c
                 learning_rate = float(tf.convert_to_tensor(optimizer.learning_rate))
                 throughput.append(reporter.report(step, last_losses, last_metrics, learning_rate))
                 window_losses, window_sums, window_calls = {}, {}, 0
-            if handler.should_stop:
+            if distribution.any_worker(strategy_obj, handler.should_stop):  # every worker stops at this step
                 manager.save(force=True)
                 preempted = True
-                print_fn(f"Preempted ({handler.received_signal}): saved step {step} to {manager.latest_checkpoint}; "
-                         "exiting.")
+                print_fn(f"Preempted ({handler.received_signal or 'SIGTERM to another worker'}): saved step {step} "
+                         f"to {manager.latest_checkpoint}; exiting.")
                 break
             if step % checkpoint_every == 0 or step == train_steps:
                 manager.save(force=True)

@@ -231,6 +231,33 @@ class ResumeTest(tf.test.TestCase):
         self.assertLess(summary["step"], 400)
 
 
+class ExportPreemptionTest(tf.test.TestCase):
+    def test_sigterm_during_the_final_export_abandons_it_cleanly(self):
+        """The export is redone by the rerun; the signal does not wait for a 1.5-minute SavedModel write."""
+        from plm_tf.training import checkpointing, trainer
+
+        model_dir = self.get_temp_dir()
+        written = []
+
+        def slow_export(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # interrupted between these bytecodes
+                time.sleep(0.01)
+            written.append(True)
+
+        lines = []
+        with checkpointing.install_preemption_handler() as handler:
+            with mock.patch("plm_tf.export.exporter.export_saved_model", slow_export):
+                model = mock.Mock(encoder_config={"max_position_embeddings": 64, "position_offset": 0})
+                summary = trainer._export(handler, {"step": 6}, model, None, os.path.join(model_dir, "export"), 32,
+                                          model_dir, lines.append)
+        self.assertFalse(written)
+        self.assertTrue(summary["preempted"])
+        self.assertEqual(lines, [f"Preempted (SIGTERM) during the export: the checkpoint is complete, "
+                                 f"{model_dir}/export was not written; rerun the same command to export."])
+        self.assertFalse(os.path.exists(os.path.join(model_dir, "summary.json")))
+
+
 class CheckWritableTest(tf.test.TestCase):
     def test_unwritable_model_dirs_are_named(self):
         from plm_tf.training.trainer import TrainingError, check_writable

@@ -3,6 +3,7 @@ batch, and a 2-process MultiWorkerMirroredStrategy run on 127.0.0.1 ends with id
 workers. Every run is a subprocess (logical-device setup must precede TensorFlow's initialisation)."""
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -108,33 +109,64 @@ class MultiWorkerTest(tf.test.TestCase):
         self.assertEqual(summary["weights_fingerprint"], fingerprints[0])
         self.assertEqual(os.path.basename(tf.train.latest_checkpoint(model_dir)), "ckpt-4")
 
-    def test_peer_loss_stops_the_survivor_with_one_line(self):
-        """SIGKILL one worker mid-run: the other stops (coordination-service heartbeat, ~20 s) with one line
-        telling to restart all workers and status 1 (not 0, so a scheduler restarts the job; not 2, which
-        means bad configuration)."""
-        workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-        model_dir = self.get_temp_dir() + "/peer_lost"
-        processes = []
-        for index in range(2):
-            env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
-                       TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
-            command = [sys.executable, "-m", "plm_tf.train", "--gin_file=testing/roberta_tiny.gin",
-                       "--gin_param=TRAIN_STEPS = 100000", f"--model_dir={model_dir}",
-                       "--strategy=multi_worker_mirrored"]
-            processes.append(subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
-                                              stderr=subprocess.PIPE, text=True))
-        try:
+    def test_sigterm_to_one_worker_then_peer_loss(self):
+        """1. SIGTERM to worker 1 only: both workers save the same step and exit 0 (TensorFlow's own SIGTERM
+        handler used to swallow it: the job trained on). 2. The restarted job resumes from that step; SIGKILL
+        worker 1: worker 0 stops (coordination-service heartbeat, ~20 s) with one line telling to restart all
+        workers and status 1 (not 0, so a scheduler restarts the job; not 2, which means bad configuration)."""
+        model_dir = self.get_temp_dir() + "/preempted_then_peer_lost"
+
+        def start_workers():
+            workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+            processes = []
+            for index in range(2):
+                env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
+                           TF_CONFIG=json.dumps({"cluster": {"worker": workers},
+                                                 "task": {"type": "worker", "index": index}}))
+                command = [sys.executable, "-m", "plm_tf.train", "--gin_file=testing/roberta_tiny.gin",
+                           "--gin_param=TRAIN_STEPS = 100000", f"--model_dir={model_dir}",
+                           "--strategy=multi_worker_mirrored"]
+                processes.append(subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                                                  stderr=subprocess.PIPE, text=True))
+            return processes
+
+        def wait_for_checkpoint(after=None):
             deadline = time.time() + TIMEOUT
-            while tf.train.latest_checkpoint(model_dir) is None and time.time() < deadline:
+            while tf.train.latest_checkpoint(model_dir) in (None, after) and time.time() < deadline:
                 time.sleep(0.5)
-            processes[1].kill()
-            processes[1].wait()
-            _, stderr = processes[0].communicate(timeout=TIMEOUT)  # bounded: a hang fails the test
+            return tf.train.latest_checkpoint(model_dir)
+
+        processes = start_workers()
+        try:
+            wait_for_checkpoint()
+            processes[1].send_signal(signal.SIGTERM)
+            outputs = [process.communicate(timeout=TIMEOUT) for process in processes]  # bounded: a hang fails
         finally:
             for process in processes:
                 if process.poll() is None:
                     process.kill()
                 process.wait()
+        for process, (stdout, stderr) in zip(processes, outputs):
+            self.assertEqual(process.returncode, 0, stderr[-4000:])
+        saved = [[line for line in stdout.splitlines() if line.startswith("Preempted")] for stdout, _ in outputs]
+        self.assertStartsWith(saved[1][0], "Preempted (SIGTERM): saved step ")
+        self.assertStartsWith(saved[0][0], "Preempted (SIGTERM to another worker): saved step ")
+        step = int(saved[1][0].split("saved step ")[1].split()[0])
+        self.assertIn(f"saved step {step} ", saved[0][0])
+        self.assertEqual(tf.train.latest_checkpoint(model_dir), os.path.join(model_dir, f"ckpt-{step}"))
+
+        processes = start_workers()
+        try:
+            wait_for_checkpoint(after=os.path.join(model_dir, f"ckpt-{step}"))
+            processes[1].kill()
+            processes[1].wait()
+            stdout, stderr = processes[0].communicate(timeout=TIMEOUT)  # bounded: a hang fails the test
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.kill()
+                process.wait()
+        self.assertIn(f"Resuming from {os.path.join(model_dir, f'ckpt-{step}')} at step {step}.", stdout)
         self.assertEqual(processes[0].returncode, 1, stderr[-4000:])
         errors = [line for line in stderr.splitlines() if line.startswith("plm_tf.train: error:")]
         self.assertLen(errors, 1)

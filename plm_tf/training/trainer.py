@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from plm_tf import model_card
 from plm_tf.data import pipelines
 from plm_tf.models import objectives
 from plm_tf.models.builders import build_pretraining_model
@@ -204,12 +205,17 @@ def pretrain(
     if export and is_chief and not preempted and step >= train_steps:
         from plm_tf.export.exporter import export_saved_model
 
+        print_fn(f"Exporting the serving SavedModel to {os.path.join(model_dir, 'export')} ...")
+        export_started = time.perf_counter()
         summary["export_dir"] = export_saved_model(
             model, tokenizer, os.path.join(model_dir, "export"),
             max_seq_length=min(seq_len, model.encoder_config["max_position_embeddings"]
                                - model.encoder_config["position_offset"]),
         )
+        print_fn(f"Exported {summary['export_dir']} in {format_duration(time.perf_counter() - export_started)}.")
     if is_chief:
         with tf.io.gfile.GFile(os.path.join(model_dir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=2)
+        model_card.write_model_card(model_dir, model_card.pretraining_facts(
+            summary, model, tokenizer, vocab_path, corpus_paths, batch_size, seq_len))
     return summary

@@ -240,6 +240,8 @@ class CommandLineTest(tf.test.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr[-2000:])
         self.assertIn("Done. Best epoch 1", result.stdout)
         self.assertTrue(os.path.exists(os.path.join(model_dir, "results.json")))
+        self.assertIn(f"  test predictions: {os.path.join(model_dir, 'test_predictions.tsv')}", result.stdout)
+        self.assertIn(f"  model card: {os.path.join(model_dir, 'README.md')}", result.stdout)
         served = tf.saved_model.load(export_dir)
         out = served.signatures["serving_default"](text_a=tf.constant(["the walk was happy"]),
                                                    text_b=tf.constant(["the walk was long"]))

@@ -15,7 +15,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
-from plm_tf.cli import exit_with_error  # noqa: E402
+from plm_tf.cli import exit_with_error, quiet_startup  # noqa: E402
+
+quiet_startup()  # before TensorFlow is imported: keep its start-up lines out of the terminal
 from plm_tf.models.parameter_counts import configured_counts  # noqa: E402
 
 flags.DEFINE_multi_string("gin_file", [], "gin file(s) describing the model (path or name under gin/).")

@@ -3,7 +3,7 @@
 One function, `pretrain`, wires the pieces in data-flow order: precision policy → strategy → tokenizer →
 model and optimizer (in the strategy scope) → distributed tf.data pipeline → checkpoint restore → a loop of
 `steps_per_loop`-update tf.function calls with progress lines, TensorBoard summaries, periodic checkpoints
-and SIGTERM handling → final checkpoint and summary.
+and SIGTERM handling → final checkpoint, export, summary and model card (`model_dir/README.md`).
 """
 import hashlib
 import json

@@ -242,6 +242,8 @@ class CommandLineTest(tf.test.TestCase):
         self.assertTrue(os.path.exists(os.path.join(model_dir, "results.json")))
         self.assertIn(f"  test predictions: {os.path.join(model_dir, 'test_predictions.tsv')}", result.stdout)
         self.assertIn(f"  model card: {os.path.join(model_dir, 'README.md')}", result.stdout)
+        import tensorflow_text  # noqa: F401  (the export's tokenizer ops; other tests may not have imported it)
+
         served = tf.saved_model.load(export_dir)
         out = served.signatures["serving_default"](text_a=tf.constant(["the walk was happy"]),
                                                    text_b=tf.constant(["the walk was long"]))

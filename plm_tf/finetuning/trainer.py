@@ -278,18 +278,21 @@ def finetune(
     epochs, best = [], None
     for epoch in range(1, num_epochs + 1):
         epoch_start = window_start = time.perf_counter()
-        losses = []
+        losses, window_updates = [], 0
         for batch, batch_labels in _batches(encoded["train"], train_labels, batch_size, seed + epoch):
             losses.append(float(train_step(batch, batch_labels)))
             step = len(losses)
+            window_updates += 1
+            if epoch == 1 and step == 1:  # the first update traces the train step: keep it out of the speed
+                window_start, window_updates = time.perf_counter(), 0
             if step % log_every == 0 and step < steps_per_epoch:
                 now = time.perf_counter()
-                seconds_per_update = (now - window_start) / log_every
-                window_start = now
+                seconds_per_update = (now - window_start) / max(window_updates, 1)
+                window_start, window_updates = now, 0
                 remaining = total_steps - ((epoch - 1) * steps_per_epoch + step)
                 print_fn(f"epoch {epoch}/{num_epochs} step {step}/{steps_per_epoch} | loss "
                          f"{np.mean(losses[-log_every:]):.4f} | lr {float(tf.convert_to_tensor(optimizer.learning_rate)):.2e}"
-                         f" | {batch_size / seconds_per_update:,.1f} examples/s | "
+                         f" | {batch_size / max(seconds_per_update, 1e-9):,.1f} examples/s | "
                          f"ETA {format_duration(remaining * seconds_per_update)} (training)")
         dev_outputs = predict(model, encoded["dev"], eval_batch_size, predict_fn)
         dev = metrics_lib.task_metrics(task_data, labels["dev"], dev_outputs)

@@ -10,8 +10,12 @@ Fine-tunes and evaluates an encoder on a GLUE-style task (see `plm_tf.finetuning
                        file (e.g. --gin_file=electra_demo.gin).
     --export_dir       also export the best classifier as a raw-text SavedModel.
 
-Writes model_dir/results.json (dev metrics per epoch, the best epoch, test metrics when the test split has
-labels, the majority-class baseline) and model_dir/best/ (weights of the best epoch). Data and configuration
+Prints a progress line every `finetune.log_every` updates and, after each epoch, the dev scores beside the
+majority-class baseline's (with a warning when the kept epoch only predicts that class). Writes
+model_dir/results.json (dev metrics per epoch, the best epoch, test metrics when the test split has labels,
+the majority-class baseline), model_dir/test_predictions.tsv (when there is a test split), model_dir/best/
+(weights of the best epoch) and a model card, model_dir/README.md. The classes are the train labels, which dev
+and test must share, unless `--gin_param="finetune.label_names = [...]"` declares them. Data and configuration
 errors end with one line on stderr and exit status 2.
 """
 import json
@@ -60,6 +64,9 @@ def main(argv):
     if "test" in results:
         print("Test", json.dumps(results["test"]))
     print(f"  results: {os.path.join(model_dir, 'results.json')}")
+    if "test_predictions" in results:
+        print(f"  test predictions: {results['test_predictions']}")
+    print(f"  model card: {os.path.join(model_dir, 'README.md')}")
 
 
 def run():

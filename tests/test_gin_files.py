@@ -1,5 +1,8 @@
-"""Every gin file in gin/ parses (no typo waits for the run that happens to use it). The base/ files are
-fragments that use macros the size files define (TRAIN_STEPS); they are parsed through those includes."""
+"""Every gin file in gin/ parses (no typo waits for the run that happens to use it), and every model file
+sets up `python -m plm_tf.train` when shrunk as the README says. The base/ files are fragments that use
+macros the size files define (TRAIN_STEPS) and testing/tiny_encoder.gin needs a family base before it; they
+are parsed through the files that include them. finetune/ files are recipes for `python -m plm_tf.finetune`."""
+import inspect
 import pathlib
 
 import tensorflow as tf
@@ -7,6 +10,32 @@ import tensorflow as tf
 from plm_tf.gin_config import parse_gin, query_or_none
 
 GIN_DIR = pathlib.Path(__file__).resolve().parent.parent / "gin"
+FRAGMENTS = ("base", "finetune")
+
+# README "Try a published size quickly": the bindings that shrink any model file to a few-second run. The
+# warmup binding names the file's schedule (see `_schedule_name`).
+SHRINK = (
+    "encoder_config.vocab_size = None",  # size the word table from the (embedded) vocabulary
+    "encoder_config.num_layers = 2",
+    "encoder_config.hidden_size = 64",
+    "encoder_config.num_heads = 2",
+    "encoder_config.intermediate_size = 128",
+    "TRAIN_STEPS = 2",
+    "pretrain.batch_size = 4",
+    "pretrain.seq_len = 32",
+    "pretrain.steps_per_loop = 1",
+    "pretrain.log_every = 1",
+)
+
+
+def model_files():
+    """Every gin file that describes a whole pretraining model (a name under gin/)."""
+    return sorted(str(path.relative_to(GIN_DIR)) for path in GIN_DIR.rglob("*.gin")
+                  if path.parent.name not in FRAGMENTS and path.name != "tiny_encoder.gin")
+
+
+def _schedule_name():
+    return query_or_none("create_optimizer.learning_rate").__class__.__name__
 
 
 class GinFilesTest(tf.test.TestCase):
@@ -28,6 +57,40 @@ class GinFilesTest(tf.test.TestCase):
         self.assertEqual(query_or_none("pretrain.train_steps"), 12000)
         self.assertEqual(query_or_none("WarmupPolynomialDecayProduct.num_train_steps"), 12000)
         self.assertEqual(query_or_none("WarmupPolynomialDecayProduct.peak_learning_rate"), 2e-4)
+
+
+    def test_every_model_file_sets_up_a_shrunk_training_run(self):
+        """What `plm_tf.training.trainer.pretrain` does before its first update, for every model file with
+        the README's shrinking bindings: vocabulary, model, optimizer and schedule, input pipeline."""
+        from plm_tf.data import pipelines
+        from plm_tf.models.builders import build_pretraining_model
+        from plm_tf.models.configs import bind_vocab_size
+        from plm_tf.training.optimizers import create_optimizer
+
+        files = model_files()
+        self.assertLen(files, 17)  # 11 published sizes, 2 demos, 4 tiny test models
+        data_parameters = inspect.signature(pipelines.pretraining_dataset).parameters
+        pipelines_built = set()  # the input pipeline is set up once per distinct objective + data bindings
+        for name in files:
+            with self.subTest(gin_file=name):
+                parse_gin([name])
+                schedule = _schedule_name()
+                parse_gin([name], SHRINK + (f"{schedule}.num_warmup_steps = 1",))
+                objective = query_or_none("pretrain.objective")
+                tokenizer = pipelines.load_tokenizer(
+                    query_or_none("pretrain.tokenizer_kind") or pipelines.DEFAULT_TOKENIZER[objective])
+                bind_vocab_size(tokenizer)
+                model = build_pretraining_model(objective=objective)
+                model.build()
+                self.assertEqual(model.encoder_config["vocab_size"], tokenizer.vocab_size)
+                optimizer = create_optimizer()
+                self.assertEqual(type(optimizer._learning_rate).__name__, schedule)
+                data_bindings = (objective, tokenizer.kind) + tuple(
+                    repr(query_or_none(f"pretraining_dataset.{p}")) for p in data_parameters)
+                if data_bindings not in pipelines_built:
+                    pipelines.pretraining_dataset(objective=objective, tokenizer_kind=tokenizer.kind, seq_len=32,
+                                                  batch_size=4, seed=0)
+                    pipelines_built.add(data_bindings)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,11 @@ Other columns are ignored; the label is the column named `label` (or `label_colu
 the label column is read without labels (GLUE's hidden test sets) and is not scored.
 
 Labels: classification unless `regression=True` or every train label is a number that is not an integer
-(STS-B's 0–5 scores). The label set comes from train only, sorted (numerically when every label is an
-integer); a dev/test label that train never shows is an error rather than a silently wrong metric.
+(STS-B's 0–5 scores). The label set comes from train, sorted (numerically when every label is an integer),
+and must be the label set of the evaluation splits too: a dev/test label that train never shows, or a train
+label that no labelled dev/test split shows (a stray value would silently add a class), is an error rather
+than a silently wrong metric. Declaring `label_names` (gin: `finetune.label_names`) fixes the label set and
+its order instead; then any label outside it is the error.
 
 `load_tfds_task("glue/sst2", data_dir)` reads a TFDS `glue` config that is already prepared in `data_dir`;
 it never downloads, and says how to prepare it when it is missing.
@@ -202,9 +205,47 @@ def _label_names(labels, path):
     return names
 
 
-def _finish(name, splits, paths, is_pair, regression, positive_label):
-    """Chooses classification or regression and checks every labelled split against the train labels."""
+def _declared_label_names(label_names, splits, paths):
+    names = [str(name) for name in label_names]
+    if len(set(names)) != len(names) or len(names) < 2:
+        raise TaskDataError(f"finetune.label_names = {list(label_names)} must name at least two distinct classes.")
+    for split, data in splits.items():
+        if data.labels is not None:
+            unknown = sorted(set(str(label) for label in data.labels) - set(names))
+            if unknown:
+                raise TaskDataError(f"{paths[split]}: label(s) {unknown} are not in finetune.label_names {names}.")
+    return names
+
+
+def _checked_label_names(splits, paths):
+    """The sorted train labels, after checking that train and the labelled dev/test splits share them."""
+    label_names = _label_names([str(label) for label in splits["train"].labels], paths["train"])
+    known = set(label_names)
+    evaluated = {split: set(str(label) for label in data.labels)
+                 for split, data in splits.items() if split != "train" and data.labels is not None}
+    for split, labels in evaluated.items():
+        unseen = sorted(labels - known)
+        if unseen:
+            raise TaskDataError(
+                f"{paths[split]}: label(s) {unseen} never occur in train (train labels: {label_names}); "
+                "a model cannot predict a class it never saw. If that is intended, declare every class with "
+                "finetune.label_names = [...].")
+    train_only = sorted(known - set().union(*evaluated.values()), key=label_names.index)
+    if train_only:
+        raise TaskDataError(
+            f"{paths['train']}: label(s) {train_only} occur only in train, never in "
+            f"{' or '.join(paths[split] for split in evaluated)}; a stray label would silently add a class. "
+            f"Fix the data, or declare the classes (and their order) with finetune.label_names = {label_names}.")
+    return label_names
+
+
+def _finish(name, splits, paths, is_pair, regression, positive_label, label_names=None):
+    """Chooses classification or regression and checks every labelled split against the label set."""
     train_labels = [str(label) for label in splits["train"].labels]
+    if label_names is not None:
+        if regression:
+            raise TaskDataError("finetune.label_names declares classes, but the task is set to regression.")
+        regression = False
     if regression is None:
         regression = all(_is_number(v) for v in train_labels) and not all(_is_integer(v) for v in train_labels)
     if regression:
@@ -216,16 +257,11 @@ def _finish(name, splits, paths, is_pair, regression, positive_label):
                     raise TaskDataError(f"{paths[split]}: label {label!r} of example {i} is not a number "
                                         "(this task is read as regression).")
         return Task(name, splits, None, is_pair)
-    label_names = _label_names(train_labels, paths["train"])
+    if label_names is not None:
+        label_names = _declared_label_names(label_names, splits, paths)
+    else:
+        label_names = _checked_label_names(splits, paths)
     known = set(label_names)
-    for split, data in splits.items():
-        if data.labels is None or split == "train":
-            continue
-        unseen = sorted(set(str(label) for label in data.labels) - known)
-        if unseen:
-            raise TaskDataError(
-                f"{paths[split]}: label(s) {unseen} never occur in train (train labels: {label_names}); "
-                "a model cannot predict a class it never saw.")
     if len(label_names) == 2:
         if positive_label is None:
             positive_label = "1" if "1" in known else label_names[1]
@@ -240,7 +276,8 @@ def _finish(name, splits, paths, is_pair, regression, positive_label):
     return Task(name, splits, label_names, is_pair, positive_label)
 
 
-def load_tsv_task(task_dir, text_columns=None, label_column="label", regression=None, positive_label=None):
+def load_tsv_task(task_dir, text_columns=None, label_column="label", regression=None, positive_label=None,
+                  label_names=None):
     """Reads a GLUE-style task folder.
 
     Args:
@@ -250,10 +287,12 @@ def load_tsv_task(task_dir, text_columns=None, label_column="label", regression=
         regression: True/False forces the task type; None infers it from the train labels.
         positive_label: class scored by binary F1; None means "1" when that is a label, else the second
             sorted label.
+        label_names: the classes, in the order of the classifier's outputs; None = the train labels, sorted,
+            which dev (and a labelled test) must show exactly.
 
     Raises:
-        TaskDataError: missing folder or split, empty file, wrong columns, ragged rows, or a dev/test label
-            outside the train label set.
+        TaskDataError: missing folder or split, empty file, wrong columns, ragged rows, or a label set that
+            differs between train and dev/test (or lies outside `label_names`).
     """
     if not os.path.isdir(task_dir):
         raise TaskDataError(f"task folder {task_dir} does not exist.")
@@ -269,10 +308,10 @@ def load_tsv_task(task_dir, text_columns=None, label_column="label", regression=
             raise TaskDataError(f"{path}: text columns {list(split_columns)} differ from train's {list(columns)}.")
         columns = split_columns
     name = os.path.basename(os.path.normpath(task_dir))
-    return _finish(name, splits, paths, len(columns) == 2, regression, positive_label)
+    return _finish(name, splits, paths, len(columns) == 2, regression, positive_label, label_names)
 
 
-def load_tfds_task(name, data_dir=None, regression=None, positive_label=None):
+def load_tfds_task(name, data_dir=None, regression=None, positive_label=None, label_names=None):
     """Reads a TFDS `glue/<config>` that is already prepared in `data_dir`; never downloads.
 
     Splits: train; dev = `validation` (MNLI: `validation_matched`); test = `test` (`test_matched`) when its
@@ -320,7 +359,7 @@ def load_tfds_task(name, data_dir=None, regression=None, positive_label=None):
         paths[split] = f"{name}[{tfds_split}]"
     if regression is None:
         regression = class_names is None
-    return _finish(name, splits, paths, len(keys) == 2, regression, positive_label)
+    return _finish(name, splits, paths, len(keys) == 2, regression, positive_label, label_names)
 
 
 TFDS_PREFIX = "tfds:"
@@ -335,7 +374,7 @@ def load_task(task, tfds_data_dir=None, **kwargs):
             raise TaskDataError(f"{sorted(tsv_only)} apply to TSV folders, not to {task} (TFDS glue features "
                                 "are named by the dataset).")
         return load_tfds_task(task[len(TFDS_PREFIX):], data_dir=tfds_data_dir,
-                              **{k: v for k, v in kwargs.items() if k in ("regression", "positive_label")})
+                              **{k: v for k, v in kwargs.items() if k in ("regression", "positive_label", "label_names")})
     if tfds_data_dir is not None:
         raise TaskDataError(f"tfds_data_dir only applies to tfds:glue/... tasks, not to the folder {task}.")
     return load_tsv_task(task, **kwargs)

@@ -2,8 +2,13 @@
 
 Data flow: task files → `tasks.load_task` → `features.encode_split` (in-graph tokenizer) → shuffled batches →
 `ClassifierModel` (encoder + head) trained with the recipe's optimizer, schedule and layer-wise LR decay →
-dev metrics after every epoch → the best epoch's weights kept in `model_dir/best/` → test metrics (when the
-test split has labels) → `model_dir/results.json`.
+dev metrics after every epoch, each beside the majority-class baseline → the best epoch's weights kept in
+`model_dir/best/` → test metrics (when the test split has labels) and `model_dir/test_predictions.tsv` (when
+there is a test split) → `model_dir/results.json` and a model card, `model_dir/README.md`.
+
+What the user sees: a header line; every `log_every` updates a progress line (loss, learning rate,
+examples/s, ETA of the training that remains); after each epoch the dev metrics with the majority-class
+baseline's beside them; one line when the kept epoch predicts nothing but the majority class.
 
 `run_finetuning(gin_files, bindings, task, model_dir, init_checkpoint)` is the whole run in the right order:
 the pretraining run's gin (operative_config.gin beside the checkpoint) is parsed first to rebuild and restore
@@ -19,12 +24,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from plm_tf import model_card
 from plm_tf.finetuning import features as features_lib
 from plm_tf.finetuning import metrics as metrics_lib
 from plm_tf.finetuning import model as model_lib
 from plm_tf.finetuning import optimization, tasks
 from plm_tf.gin_config import parse_gin
 from plm_tf.training import schedules
+from plm_tf.training.progress import format_duration
 
 SCHEDULES = {
     "electra": schedules.WarmupPolynomialDecayProduct,  # linear decay × min(1, step / warmup)
@@ -99,6 +106,26 @@ def _loss_fn(is_regression):
         tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32), logits=outputs))
 
 
+def format_metrics(metrics, baseline=None):
+    """`name value` pairs, each followed by `(majority value)` when the majority-class baseline has it."""
+    return " ".join(f"{name} {value:.4f}" + (f" (majority {baseline[name]:.4f})" if baseline and name in baseline
+                                             else "") for name, value in metrics.items())
+
+
+def write_predictions(path, task, outputs):
+    """Writes one row per example: `index`, `prediction` (the label name, or the score for regression) and,
+    for classification, one `probability_<label>` column per class (softmax of the logits). Returns `path`."""
+    if task.is_regression:
+        header, rows = ["index", "prediction"], [[i, f"{score:.6g}"] for i, score in enumerate(outputs[:, 0])]
+    else:
+        probabilities = tf.nn.softmax(outputs, axis=-1).numpy()
+        header = ["index", "prediction"] + [f"probability_{name}" for name in task.label_names]
+        rows = [[i, task.label_names[int(np.argmax(p))]] + [f"{v:.6f}" for v in p] for i, p in enumerate(probabilities)]
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write("".join("\t".join(str(v) for v in row) + "\n" for row in [header] + rows))
+    return path
+
+
 def majority_baseline(task, split):
     """Metrics of always predicting the most frequent train class (None for regression / unlabelled)."""
     labels = task.label_ids(split) if split in task.splits else None
@@ -133,6 +160,8 @@ def finetune(
     tfds_data_dir=None,
     tokenizer_kind=None,
     vocab_path=None,
+    label_names=None,
+    log_every=50,
     seed=0,
     print_fn=print,
 ):
@@ -164,12 +193,16 @@ def finetune(
         tfds_data_dir: data_dir of a prepared TFDS glue dataset.
         tokenizer_kind / vocab_path: with a checkpoint, None means the checkpoint's; without, the tokenizer of
             the random-init encoder (default WordPiece with the embedded vocab).
+        label_names: the classes in the order of the classifier's outputs, e.g. ['ham', 'spam']; None = the
+            train labels, sorted, which must also be exactly the labels dev (and a labelled test) show.
+        log_every: updates between progress lines within an epoch.
         seed: model init, dropout, train subset and shuffling.
         print_fn: where progress lines go.
     """
     if schedule not in SCHEDULES:
         raise FinetuningError(f"finetune.schedule must be one of {sorted(SCHEDULES)}, got {schedule!r}.")
-    for name, value in (("num_epochs", num_epochs), ("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+    for name, value in (("num_epochs", num_epochs), ("batch_size", batch_size), ("eval_batch_size", eval_batch_size),
+                        ("log_every", log_every)):
         if value < 1:
             raise FinetuningError(f"finetune.{name} must be at least 1, got {value}.")
     if not 0.0 <= warmup_proportion <= 1.0:
@@ -177,7 +210,8 @@ def finetune(
     started = time.perf_counter()
     keras.utils.set_random_seed(seed)
     task_data = tasks.load_task(task, tfds_data_dir=tfds_data_dir, text_columns=text_columns,
-                                label_column=label_column, regression=regression, positive_label=positive_label)
+                                label_column=label_column, regression=regression, positive_label=positive_label,
+                                label_names=label_names)
     task_data.subsample_train(max_train_examples, seed)
     tokenizer, vocab_path = _resolve_tokenizer(tokenizer_kind, vocab_path, encoder_info)
     if encoder is None:
@@ -239,16 +273,33 @@ def finetune(
              f"{num_epochs} epochs × {steps_per_epoch} steps, warmup {warmup_steps}, lr {learning_rate}, "
              f"layer decay {layer_decay}")
 
+    baselines = {split: majority_baseline(task_data, split) for split in ("dev", "test") if split in task_data.splits}
+    majority = task_data.majority_class()
     epochs, best = [], None
     for epoch in range(1, num_epochs + 1):
-        epoch_start = time.perf_counter()
-        losses = [float(train_step(batch, batch_labels))
-                  for batch, batch_labels in _batches(encoded["train"], train_labels, batch_size, seed + epoch)]
+        epoch_start = window_start = time.perf_counter()
+        losses, window_updates = [], 0
+        for batch, batch_labels in _batches(encoded["train"], train_labels, batch_size, seed + epoch):
+            losses.append(float(train_step(batch, batch_labels)))
+            step = len(losses)
+            window_updates += 1
+            if epoch == 1 and step == 1:  # the first update traces the train step: keep it out of the speed
+                window_start, window_updates = time.perf_counter(), 0
+            if step % log_every == 0 and step < steps_per_epoch:
+                now = time.perf_counter()
+                seconds_per_update = (now - window_start) / max(window_updates, 1)
+                window_start, window_updates = now, 0
+                remaining = total_steps - ((epoch - 1) * steps_per_epoch + step)
+                print_fn(f"epoch {epoch}/{num_epochs} step {step}/{steps_per_epoch} | loss "
+                         f"{np.mean(losses[-log_every:]):.4f} | lr {float(tf.convert_to_tensor(optimizer.learning_rate)):.2e}"
+                         f" | {batch_size / max(seconds_per_update, 1e-9):,.1f} examples/s | "
+                         f"ETA {format_duration(remaining * seconds_per_update)} (training)")
         dev_outputs = predict(model, encoded["dev"], eval_batch_size, predict_fn)
         dev = metrics_lib.task_metrics(task_data, labels["dev"], dev_outputs)
         if selection_metric not in dev:
             raise FinetuningError(f"finetune.selection_metric = {selection_metric!r} is not one of {sorted(dev)}.")
         record = {"epoch": epoch, "step": epoch * steps_per_epoch, "train_loss": float(np.mean(losses)), "dev": dev,
+                  "majority_only": (majority is not None and bool(np.all(np.argmax(dev_outputs, -1) == majority))),
                   "seconds": round(time.perf_counter() - epoch_start, 1)}
         epochs.append(record)
         improved = best is None or dev[selection_metric] > best["dev"][selection_metric]
@@ -256,7 +307,7 @@ def finetune(
             best = record
             best_manager.save(checkpoint_number=epoch)
         print_fn(f"epoch {epoch}/{num_epochs} | train loss {record['train_loss']:.4f} | dev "
-                 + " ".join(f"{k} {v:.4f}" for k, v in dev.items()) + (" | best" if improved else "")
+                 + format_metrics(dev, baselines.get("dev")) + (" | best" if improved else "")
                  + f" | {record['seconds']}s")
 
     checkpoint.restore(best_manager.latest_checkpoint).assert_existing_objects_matched()
@@ -269,18 +320,28 @@ def finetune(
                             "optimizer": type(optimizer).__name__, "train_steps": total_steps,
                             "warmup_steps": warmup_steps, "seed": seed},
         "epochs": epochs,
-        "best": {"epoch": best["epoch"], "checkpoint": best_manager.latest_checkpoint, "dev": best["dev"]},
-        "majority_baseline": {split: majority_baseline(task_data, split) for split in ("dev", "test")
-                              if split in task_data.splits},
+        "best": {"epoch": best["epoch"], "checkpoint": best_manager.latest_checkpoint, "dev": best["dev"],
+                 "majority_only": best["majority_only"]},
+        "majority_baseline": baselines,
     }
-    if "test" in task_data.splits and labels["test"] is not None:
-        results["test"] = metrics_lib.task_metrics(
-            task_data, labels["test"], predict(model, encoded["test"], eval_batch_size, predict_fn))
-        results["num_test_examples"] = len(labels["test"])
-        print_fn("test (best epoch) | " + " ".join(f"{k} {v:.4f}" for k, v in results["test"].items()))
+    if best["majority_only"]:
+        print_fn(f"Warning: the best epoch ({best['epoch']}) predicts the majority class "
+                 f"{task_data.label_names[majority]!r} for every dev example, so its dev scores are the majority "
+                 "baseline's: it learned nothing beyond the class frequencies (train longer, or change the "
+                 "learning rate or the initial checkpoint).")
+    if "test" in task_data.splits:
+        test_outputs = predict(model, encoded["test"], eval_batch_size, predict_fn)
+        results["test_predictions"] = write_predictions(
+            os.path.join(model_dir, "test_predictions.tsv"), task_data, test_outputs)
+        results["num_test_examples"] = len(encoded["test"]["input_ids"])
+        if labels["test"] is not None:
+            results["test"] = metrics_lib.task_metrics(task_data, labels["test"], test_outputs)
+            print_fn("test (best epoch) | " + format_metrics(results["test"], baselines.get("test")))
+        print_fn(f"test predictions (best epoch): {results['test_predictions']}")
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
     with tf.io.gfile.GFile(os.path.join(model_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
+    model_card.write_model_card(model_dir, model_card.finetuning_facts(results, task_info, model_dir))
     return results
 
 

@@ -21,12 +21,18 @@ import keras
 import tensorflow as tf
 
 
-def _validate(peak_learning_rate, num_train_steps, num_warmup_steps):
+def _validate(peak_learning_rate, num_train_steps, num_warmup_steps, name):
+    """Errors name the gin binding to change (`name` is the schedule's configurable, e.g. a shortened
+    TRAIN_STEPS that leaves a published warmup longer than the run)."""
     if num_train_steps <= 0:
-        raise ValueError(f"num_train_steps must be > 0, got {num_train_steps}.")
-    if not 0 <= num_warmup_steps <= num_train_steps:
+        raise ValueError(f"{name}.num_train_steps must be > 0, got {num_train_steps}.")
+    if num_warmup_steps < 0:
+        raise ValueError(f"{name}.num_warmup_steps must be >= 0, got {num_warmup_steps}.")
+    if num_warmup_steps > num_train_steps:
         raise ValueError(
-            f"num_warmup_steps must be in [0, num_train_steps={num_train_steps}], got {num_warmup_steps}."
+            f"{name}.num_warmup_steps = {num_warmup_steps} is longer than the run's {num_train_steps} train "
+            f"steps; shorten it with the steps, e.g. --gin_param='{name}.num_warmup_steps = "
+            f"{max(num_train_steps // 10, 1)}'."
         )
     if peak_learning_rate < 0:
         raise ValueError(f"peak_learning_rate must be >= 0, got {peak_learning_rate}.")
@@ -36,7 +42,7 @@ class _WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """Holds the shared arguments and their config."""
 
     def __init__(self, peak_learning_rate, num_train_steps, num_warmup_steps=0):
-        _validate(peak_learning_rate, num_train_steps, num_warmup_steps)
+        _validate(peak_learning_rate, num_train_steps, num_warmup_steps, type(self).__name__)
         self.peak_learning_rate = float(peak_learning_rate)
         self.num_train_steps = int(num_train_steps)
         self.num_warmup_steps = int(num_warmup_steps)

@@ -3,7 +3,7 @@
 One function, `pretrain`, wires the pieces in data-flow order: precision policy → strategy → tokenizer →
 model and optimizer (in the strategy scope) → distributed tf.data pipeline → checkpoint restore → a loop of
 `steps_per_loop`-update tf.function calls with progress lines, TensorBoard summaries, periodic checkpoints
-and SIGTERM handling → final checkpoint and summary.
+and SIGTERM handling → final checkpoint, export, summary and model card (`model_dir/README.md`).
 """
 import hashlib
 import json
@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from plm_tf import model_card
 from plm_tf.data import corpus, pipelines
 from plm_tf.models import objectives
 from plm_tf.models.builders import build_pretraining_model
@@ -239,10 +240,16 @@ def _pretrain(handler, model_dir, objective, train_steps, batch_size, seq_len, c
         "weights_fingerprint": weights_fingerprint(model),
         "corpus_invalid_utf8_lines": corpus_stats.invalid_utf8_lines if corpus_stats is not None else None,
     }
+    def write_card(summary):
+        model_card.write_model_card(model_dir, model_card.pretraining_facts(
+            summary, model, tokenizer, vocab_path, corpus_paths, batch_size, seq_len))
+
     if is_chief:
         _write_summary(model_dir, summary)
+        write_card(summary)
     if export and is_chief and not preempted and step >= train_steps:
-        return _export(handler, summary, model, tokenizer, export_dir, seq_len, model_dir, print_fn)
+        summary = _export(handler, summary, model, tokenizer, export_dir, seq_len, model_dir, print_fn)
+        write_card(summary)
     return summary
 
 
@@ -250,6 +257,8 @@ def _export(handler, summary, model, tokenizer, export_dir, seq_len, model_dir, 
     """Writes the serving SavedModel; a SIGTERM meanwhile abandons it (a rerun exports) and returns."""
     from plm_tf.export.exporter import export_saved_model
 
+    print_fn(f"Exporting the serving SavedModel to {export_dir} ...")
+    export_started = time.perf_counter()
     try:
         with handler.interrupting():
             summary["export_dir"] = export_saved_model(
@@ -262,6 +271,7 @@ def _export(handler, summary, model, tokenizer, export_dir, seq_len, model_dir, 
                  "written; rerun the same command to export.")
         summary["preempted"] = True
         return summary
+    print_fn(f"Exported {summary['export_dir']} in {format_duration(time.perf_counter() - export_started)}.")
     summary["preempted"] = False
     _write_summary(model_dir, summary)
     return summary

@@ -67,7 +67,7 @@ class TsvTaskTest(tf.test.TestCase):
     def test_regression_flag_and_integer_labels(self):
         folder = _tmpdir(self)
         _write(folder, "train.tsv", "sentence\tlabel\na\t1\nb\t3\nc\t2\nd\t10\n")
-        _write(folder, "dev.tsv", "sentence\tlabel\na\t2\n")
+        _write(folder, "dev.tsv", "sentence\tlabel\na\t2\nb\t10\nc\t1\nd\t3\n")
         task = tasks.load_tsv_task(folder)
         self.assertEqual(task.label_names, ["1", "2", "3", "10"])  # numeric order, not string order
         self.assertIsNone(task.positive_label)
@@ -78,7 +78,7 @@ class TsvTaskTest(tf.test.TestCase):
         folder = _tmpdir(self)
         rows = "".join(f"text {i}\t{i % 2}\n" for i in range(20))
         _write(folder, "train.tsv", "sentence\tlabel\n" + rows)
-        _write(folder, "dev.tsv", "sentence\tlabel\nx\t0\n")
+        _write(folder, "dev.tsv", "sentence\tlabel\nx\t0\ny\t1\n")
         _write(folder, "test.tsv", "index\tsentence\n0\tx\n")
         task = tasks.load_tsv_task(folder)
         self.assertIsNone(task.label_ids("test"))
@@ -97,10 +97,10 @@ class TsvTaskTest(tf.test.TestCase):
     def test_text_columns_option(self):
         folder = _tmpdir(self)
         _write(folder, "train.tsv", "question\tanswer\tlabel\nq1\ta1\tyes\nq2\ta2\tno\n")
-        _write(folder, "dev.tsv", "question\tanswer\tlabel\nq3\ta3\tyes\n")
+        _write(folder, "dev.tsv", "question\tanswer\tlabel\nq3\ta3\tyes\nq4\ta4\tno\n")
         task = tasks.load_tsv_task(folder, text_columns=("question", "answer"))
         self.assertTrue(task.is_pair)
-        self.assertEqual(task.splits["dev"].text_b, ["a3"])
+        self.assertEqual(task.splits["dev"].text_b, ["a3", "a4"])
         self.assertEqual(task.positive_label, "yes")
 
 
@@ -129,6 +129,32 @@ class BadInputTest(tf.test.TestCase):
         folder = self._task("sentence\tlabel\na\t0\nb\t1\n", dev="sentence\tlabel\nc\t2\nd\t0\n")
         with self.assertRaisesRegex(TaskDataError, r"dev\.tsv: label\(s\) \['2'\] never occur in train"):
             tasks.load_tsv_task(folder)
+
+    def test_label_only_in_train_unless_declared(self):
+        # A stray train label ("1 " typed as "l") would silently make a 3-class task.
+        folder = self._task("sentence\tlabel\na\t0\nb\t1\nc\tl\n", dev="sentence\tlabel\nc\t1\nd\t0\n")
+        with self.assertRaisesRegex(TaskDataError, r"train\.tsv: label\(s\) \['l'\] occur only in train, never in "
+                                                   r".*dev\.tsv.*finetune\.label_names = \['0', '1', 'l'\]"):
+            tasks.load_tsv_task(folder)
+        # Declared, the label set and its order are the declaration's, whatever the splits show.
+        task = tasks.load_tsv_task(folder, label_names=["l", "1", "0", "2"])
+        self.assertEqual(task.label_names, ["l", "1", "0", "2"])
+        self.assertEqual(task.num_classes, 4)
+        self.assertEqual(task.label_ids("train"), [2, 1, 0])
+        self.assertEqual(task.label_ids("dev"), [1, 2])
+        self.assertIsNone(task.positive_label)
+        with self.assertRaisesRegex(TaskDataError, r"train\.tsv: label\(s\) \['l'\] are not in finetune\.label_names"):
+            tasks.load_tsv_task(folder, label_names=["0", "1"])
+        with self.assertRaisesRegex(TaskDataError, "at least two distinct classes"):
+            tasks.load_tsv_task(folder, label_names=["0", "0", "l"])
+        with self.assertRaisesRegex(TaskDataError, "task is set to regression"):
+            tasks.load_tsv_task(folder, label_names=["0", "1", "l"], regression=True)
+
+    def test_declared_binary_labels_keep_their_order(self):
+        folder = self._task("sentence\tlabel\na\tspam\nb\tham\n", dev="sentence\tlabel\nc\tham\n")
+        task = tasks.load_tsv_task(folder, label_names=["spam", "ham"])
+        self.assertEqual(task.label_ids("train"), [0, 1])
+        self.assertEqual(task.positive_label, "ham")  # the second declared class, as for sorted labels
 
     def test_test_label_outside_train_label_set(self):
         folder = self._task("sentence\tlabel\na\tTrue\nb\tFalse\n", dev="sentence\tlabel\nc\tTrue\n")

@@ -36,7 +36,7 @@ class FinetuneRunTest(tf.test.TestCase):
             self.assertEqual(json.load(f), json.loads(json.dumps(results)))
         self.assertEqual(results["init"], "random")
         self.assertLen(results["epochs"], 6)
-        self.assertLen(lines, 1 + 6 + 1)  # header, one line per epoch, test
+        self.assertLen(lines, 1 + 6 + 2)  # header, one line per epoch, test metrics, test predictions file
         # The best epoch is the first one with the highest dev accuracy, and its weights are what is kept.
         accuracies = [e["dev"]["accuracy"] for e in results["epochs"]]
         self.assertEqual(results["best"]["epoch"], int(np.argmax(accuracies)) + 1)
@@ -49,6 +49,7 @@ class FinetuneRunTest(tf.test.TestCase):
         losses = [e["train_loss"] for e in results["epochs"]]
         self.assertLess(losses[-1], losses[0])
         self.assertGreater(results["best"]["dev"]["accuracy"], majority)
+        self.assertFalse(results["best"]["majority_only"])  # so no "learned only the majority class" line
         # Test metrics come from the best epoch's weights.
         reloaded, tokenizer, info = export.load_finetuned(model_dir)
         self.assertEqual(info["label_names"], ["0", "1"])
@@ -239,6 +240,10 @@ class CommandLineTest(tf.test.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr[-2000:])
         self.assertIn("Done. Best epoch 1", result.stdout)
         self.assertTrue(os.path.exists(os.path.join(model_dir, "results.json")))
+        self.assertIn(f"  test predictions: {os.path.join(model_dir, 'test_predictions.tsv')}", result.stdout)
+        self.assertIn(f"  model card: {os.path.join(model_dir, 'README.md')}", result.stdout)
+        import tensorflow_text  # noqa: F401  (the export's tokenizer ops; other tests may not have imported it)
+
         served = tf.saved_model.load(export_dir)
         out = served.signatures["serving_default"](text_a=tf.constant(["the walk was happy"]),
                                                    text_b=tf.constant(["the walk was long"]))

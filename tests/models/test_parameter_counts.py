@@ -5,10 +5,9 @@ import sys
 
 import tensorflow as tf
 
-from plm_tf.gin_config import parse_gin
-from plm_tf.models.builders import build_pretraining_model
+from plm_tf.gin_config import ConfigError, gin_dir
 from plm_tf.models.encoder import TransformerEncoder
-from plm_tf.models.parameter_counts import component_counts, count_variables
+from plm_tf.models.parameter_counts import configured_counts, count_variables
 from testing_utils import REPO_ROOT
 
 # encoder incl. pooler where the family has one (ELECTRA: the discriminator, no pooler).
@@ -33,10 +32,26 @@ ELECTRA = {  # discriminator head, whole pretraining graph with shared embedding
 
 
 def _counts(size, *bindings):
-    parse_gin([f"{size}.gin"], bindings)
-    model = build_pretraining_model()
-    model.build()
-    return component_counts(model)
+    return configured_counts([f"{size}.gin"], bindings)  # what scripts/count_params.py prints
+
+
+# Every other gin file the repository ships, with the encoder count count_params.py prints for it (vocab_size
+# None: sized from the embedded vocabulary of the objective's tokenizer, as `python -m plm_tf.train` does).
+# The demo encoder: the embedded 8,445-token WordPiece vocab, embedding 64 (words, 128 positions, 2 segments,
+# LayerNorm) projected to hidden 128, then 4 layers (Q/K/V/output, 2 LayerNorms, FFN 512).
+DEMO_ENCODER = (8445 * 64 + 128 * 64 + 2 * 64 + 2 * 64 + 64 * 128 + 128
+                + 4 * (4 * (128 * 128 + 128) + 2 * 2 * 128 + 128 * 512 + 512 + 512 * 128 + 128))
+OTHER_MODEL_FILES = {
+    "electra_demo": DEMO_ENCODER,
+    "electra_demo_long": DEMO_ENCODER,
+    "testing/albert_tiny": None,
+    "testing/bert_tiny": None,
+    "testing/electra_tiny": None,
+    "testing/roberta_tiny": None,
+}
+# Fragments and recipes that describe no model on their own: count_params.py answers with one ConfigError line.
+NOT_A_MODEL = ("base/albert", "base/bert", "base/electra", "base/roberta", "testing/tiny_encoder",
+               "finetune/albert", "finetune/electra", "finetune/electra_small", "finetune/roberta")
 
 
 class PublishedSizesTest(tf.test.TestCase):
@@ -60,6 +75,21 @@ class PublishedSizesTest(tf.test.TestCase):
                         counts["pretraining_model"],
                         counts["encoder"] + counts["masked_lm_head"] + counts.get("sentence_head", 0),
                     )
+
+    def test_every_gin_file_the_repository_ships(self):
+        shipped = {str(path.relative_to(gin_dir()))[:-len(".gin")]
+                   for path in __import__("pathlib").Path(gin_dir()).rglob("*.gin")}
+        self.assertEqual(shipped, set(ENCODER) | set(OTHER_MODEL_FILES) | set(NOT_A_MODEL))
+        for name, expected in OTHER_MODEL_FILES.items():
+            with self.subTest(gin_file=name):
+                counts = _counts(name)
+                if expected is not None:
+                    self.assertEqual(counts["encoder"], expected)
+                self.assertGreater(counts["pretraining_model"], counts["encoder"])
+        for name in NOT_A_MODEL:
+            with self.subTest(gin_file=name):
+                with self.assertRaisesRegex(ConfigError, "no pretraining model|fragment"):
+                    _counts(name)
 
     def test_electra_small_with_full_size_generator(self):
         counts = _counts("electra_small", "electra.generator_hidden_fraction = 1.0")

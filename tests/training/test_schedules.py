@@ -77,7 +77,9 @@ class ScheduleTest(tf.test.TestCase):
         self.assertAllClose(value, 5e-5)
 
     def test_invalid_arguments(self):
-        with self.assertRaisesRegex(ValueError, "num_warmup_steps"):
+        # The message names the gin binding to change and a value that fits.
+        with self.assertRaisesRegex(ValueError, r"WarmupLinearDecay.num_warmup_steps = 20 is longer than the "
+                                                r"run's 10 train steps.*WarmupLinearDecay.num_warmup_steps = 1'"):
             schedules.WarmupLinearDecay(1e-4, num_train_steps=10, num_warmup_steps=20)
         with self.assertRaisesRegex(ValueError, "num_train_steps"):
             schedules.WarmupPolynomialDecayProduct(1e-4, num_train_steps=0)

@@ -192,7 +192,10 @@ def token_item_dataset(lines, tokenizer, max_line_tokens, batch_lines=256):
         kind = tf.where(tf.gather(blank, src), DOC_END, LINE)
         keep = tf.equal(kind, DOC_END) | (ids.row_lengths() > 0)
         ids = tf.ragged.boolean_mask(ids, keep)
-        return ids.to_tensor(), tf.cast(ids.row_lengths(), tf.int32), tf.boolean_mask(kind, keep)
+        # A fixed width: a batch of blank lines only would otherwise give a [N, 0] tensor, and unbatching that
+        # segfaults TensorFlow 2.21 (a file of 256·k lines ends with such a batch).
+        return (ids.to_tensor(shape=[None, max_line_tokens]), tf.cast(ids.row_lengths(), tf.int32),
+                tf.boolean_mask(kind, keep))
 
     items = lines.batch(batch_lines).map(tokenize).unbatch().map(lambda ids, n, kind: (ids[:n], kind))
     end = tf.data.Dataset.from_tensors((tf.zeros([0], tf.int32), tf.constant(STREAM_END)))

@@ -237,7 +237,8 @@ def pretraining_dataset(objective="electra", corpus_paths=None, tokenizer_kind=N
     if documents not in heldout.DOCUMENT_SPLITS:
         raise PipelineError(f"documents must be one of {heldout.DOCUMENT_SPLITS}, got {documents!r}")
     if masking == "static" and documents != "all":
-        raise PipelineError("documents='train'/'heldout' needs dynamic masking (static TFRecords hold all documents)")
+        raise PipelineError("documents='train'/'heldout' needs dynamic masking (static TFRecords hold all documents); "
+                            "with static masking give the trainer pretrain.eval_corpus_paths")
     if num_epochs is not None and (masking == "static" or num_epochs < 1):
         raise PipelineError(f"num_epochs must be None or a positive int with dynamic masking, got {num_epochs!r}")
     batch = _per_replica_batch(batch_size, input_context)

@@ -80,7 +80,7 @@ def load_pretraining_model(checkpoint, gin_params=()):
     bind_vocab_size(tokenizer)
     model = build_pretraining_model(objective=objective)
     model.build()
-    status = tf.train.Checkpoint(model=model).restore(prefix).expect_partial()
+    status = tf.train.Checkpoint(model=model).read(prefix).expect_partial()
     try:
         status.assert_existing_objects_matched()
     except AssertionError as error:

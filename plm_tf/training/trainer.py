@@ -170,16 +170,18 @@ def pretrain(
         ))
         eval_reporter = EvalReporter(os.path.join(model_dir, "eval"), train_steps, print_fn)
 
+    train_loop = make_train_loop(strategy_obj, model, optimizer, objective, seed, accumulation)
+    reporter = ProgressReporter(
+        os.path.join(model_dir, "train") if is_chief else None, train_steps, seq_len * batch_size, print_fn
+    )
+
     def run_evaluation(at_step):
         if evaluator is not None:
             last_eval.clear()
             last_eval.update(step=at_step, **evaluator.evaluate())
             eval_reporter.report(at_step, {k: v for k, v in last_eval.items() if k != "step"})
+            reporter.start(at_step)  # tokens/s and the ETA count training time only
 
-    train_loop = make_train_loop(strategy_obj, model, optimizer, objective, seed, accumulation)
-    reporter = ProgressReporter(
-        os.path.join(model_dir, "train") if is_chief else None, train_steps, seq_len * batch_size, print_fn
-    )
     reporter.start(start_step)
     handler = checkpointing.install_preemption_handler()
     step = start_step

@@ -12,6 +12,7 @@ INSTALL_REQUIRES = [
     "absl-py>=2.1,<3",
     "gin-config==0.5.0",
     "tensorboard==2.21.0",  # tf.summary needs it; TensorFlow 2.21 no longer installs it
+    "matplotlib>=3.7,<4",  # draws a run's learning curves to curves.png (plm_tf.evaluation.curves, Agg backend)
 
     "sentencepiece==0.2.3",  # trains ALBERT's SentencePiece vocab (scripts/build_vocab.py)
     # Reads and writes Hugging Face *.safetensors without pickle (plm_tf.convert); the

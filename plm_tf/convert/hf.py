@@ -264,6 +264,8 @@ def encoder_config_from_hf(config, family, use_pooler, source="config.json"):
         num_hidden_groups=1,
         inner_group_num=1,
         use_pooler=use_pooler,
+        # ELECTRA's embeddings_project is a bare tf.layers.dense (Glorot uniform); ALBERT's is truncated normal.
+        embedding_projection_initializer="glorot_uniform" if family == "electra" else "truncated_normal",
     )
     if family == "albert":
         groups, inner = get("num_hidden_groups"), get("inner_group_num")

@@ -239,6 +239,8 @@ def infer_spec(tensors, family, config, source):
         num_hidden_groups=config.get("num_hidden_groups", groups) if family == "albert" else 1,
         inner_group_num=config.get("inner_group_num", inner) if family == "albert" else 1,
         use_pooler=f"{scope}/pooler/dense/kernel" in tensors,
+        # ELECTRA's embeddings_project is a bare tf.layers.dense (Glorot uniform); ALBERT's is truncated normal.
+        embedding_projection_initializer="glorot_uniform" if family == "electra" else "truncated_normal",
     )
     if family == "electra":
         if not any(name.startswith("discriminator_predictions/") for name in tensors):

@@ -35,6 +35,7 @@ import gin
 import tensorflow as tf
 
 from plm_tf.data import corpus
+from plm_tf.data import heldout
 from plm_tf.data import masking as masking_lib
 from plm_tf.data import packing
 from plm_tf.data import sentence_pairs
@@ -90,7 +91,8 @@ def default_corpus():
 
 
 def example_dataset(objective, files, tokenizer, seq_len, seed, epoch, packing_mode="full",
-                    short_seq_prob=0.1, random_next_sentence=False, tokenizer_batch=256, shuffle_files=True):
+                    short_seq_prob=0.1, random_next_sentence=False, tokenizer_batch=256, shuffle_files=True,
+                    documents="all"):
     """One epoch of unmasked examples: dicts {input_ids, segment_ids[, label]} with int32 [T] / [] values.
 
     Args:
@@ -103,10 +105,11 @@ def example_dataset(objective, files, tokenizer, seq_len, seed, epoch, packing_m
       short_seq_prob, random_next_sentence: sentence-pair options (sentence_pairs.pair_examples).
       tokenizer_batch: lines per tokenizer call.
       shuffle_files: shuffle the file order each epoch.
+      documents: "all", "train" (without the held-out documents) or "heldout" (only those), see `heldout`.
     """
     _check_objective(objective)
     shuffle_seed = (tf.cast(epoch, tf.int64) * 1000003 + seed) if shuffle_files else None
-    lines = corpus.line_dataset(files, shuffle_seed=shuffle_seed)
+    lines = heldout.select_documents(corpus.line_dataset(files, shuffle_seed=shuffle_seed), documents)
     tok = tokenizer
     if objective == "mlm":
         items = corpus.token_item_dataset(lines, tok, seq_len - 2, tokenizer_batch)
@@ -200,7 +203,7 @@ def pretraining_dataset(objective="electra", corpus_paths=None, tokenizer_kind=N
                         masking="dynamic", static_paths=None, mask_unit=None, max_ngram=3,
                         packing_mode="full", short_seq_prob=0.1, random_next_sentence=False, seed=0,
                         shuffle_buffer=1000, shuffle_files=True, invalid_utf8="skip", tokenizer_batch=256,
-                        num_parallel_calls=tf.data.AUTOTUNE, input_context=None):
+                        num_parallel_calls=tf.data.AUTOTUNE, input_context=None, documents="all", num_epochs=None):
     """Infinite batched pretraining dataset (module docstring lists the features).
 
     Args:
@@ -227,8 +230,12 @@ def pretraining_dataset(objective="electra", corpus_paths=None, tokenizer_kind=N
       num_parallel_calls: parallelism of the masking map.
       input_context: tf.distribute.InputContext; shards files (or examples, when there are fewer files than
         pipelines) by `input_pipeline_id` and uses `get_per_replica_batch_size(batch_size)`.
+      documents: "all", "train" (the held-out documents left out) or "heldout" (only those); see
+        `plm_tf.data.heldout` (the trainer trains on "train" when it evaluates on the held-out slice).
+      num_epochs: None repeats forever; an int stops after epochs 0..num_epochs-1 (evaluation sets).
     Returns:
-      tf.data.Dataset of feature dicts, [B, ...] as in the module docstring, repeating forever.
+      tf.data.Dataset of feature dicts, [B, ...] as in the module docstring, repeating forever unless
+      `num_epochs` is given.
     Raises:
       PipelineError / CorpusError / TokenizerError (all ValueError) for bad options, paths or vocabularies.
     """
@@ -245,6 +252,13 @@ def pretraining_dataset(objective="electra", corpus_paths=None, tokenizer_kind=N
         max_predictions_per_seq = masking_lib.default_max_predictions(seq_len, mask_prob)
     if max_predictions_per_seq < 1:
         raise PipelineError(f"max_predictions_per_seq must be >= 1, got {max_predictions_per_seq}")
+    if documents not in heldout.DOCUMENT_SPLITS:
+        raise PipelineError(f"documents must be one of {heldout.DOCUMENT_SPLITS}, got {documents!r}")
+    if masking == "static" and documents != "all":
+        raise PipelineError("documents='train'/'heldout' needs dynamic masking (static TFRecords hold all documents); "
+                            "with static masking give the trainer pretrain.eval_corpus_paths")
+    if num_epochs is not None and (masking == "static" or num_epochs < 1):
+        raise PipelineError(f"num_epochs must be None or a positive int with dynamic masking, got {num_epochs!r}")
     batch = _per_replica_batch(batch_size, input_context)
     if masking == "static":
         if static_paths is None:
@@ -258,13 +272,13 @@ def pretraining_dataset(objective="electra", corpus_paths=None, tokenizer_kind=N
     files, num_shards, shard_index = _shard_plan(files, input_context)
     example_kwargs = dict(packing_mode=packing_mode, short_seq_prob=short_seq_prob,
                           random_next_sentence=random_next_sentence, tokenizer_batch=tokenizer_batch,
-                          shuffle_files=shuffle_files)
+                          shuffle_files=shuffle_files, documents=documents)
 
     def one_epoch(epoch):
         return masked_epoch_dataset(objective, files, tok, seq_len, seed, epoch, mask_fn, num_shards,
                                     shard_index, num_parallel_calls, **example_kwargs)
 
-    ds = tf.data.Dataset.range(2**62).flat_map(one_epoch)
+    ds = tf.data.Dataset.range(2**62 if num_epochs is None else num_epochs).flat_map(one_epoch)
     if shuffle_buffer > 1:
         ds = seeded_shuffle(ds, shuffle_buffer, seed)
     return ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

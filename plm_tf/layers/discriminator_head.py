@@ -1,7 +1,9 @@
 """ELECTRA's replaced-token-detection head.
 
 google-research/electra `run_pretraining.py` `_get_discriminator_output`: Dense(H, activation) on every
-token's hidden state, then Dense(1), squeezed to one logit per token (positive = "replaced").
+token's hidden state, then Dense(1), squeezed to one logit per token (positive = "replaced"). Initializers as
+there: the hidden Dense uses `create_initializer` (truncated normal, `initializer_range`), the output Dense is
+a bare `tf.layers.dense(hidden, units=1)`, i.e. Glorot uniform; biases zero.
 """
 import keras
 from keras import ops
@@ -17,7 +19,7 @@ class ReplacedTokenHead(keras.layers.Layer):
     Args:
         hidden_size: H, width of the hidden dense layer (the discriminator's hidden size).
         activation: the encoder's hidden activation (ELECTRA: exact GELU).
-        initializer_range: stddev of the truncated-normal initializer.
+        initializer_range: stddev of the hidden layer's truncated-normal initializer.
 
     Call: `sequence_output` float [B, T, H] → float logits [B, T].
     """
@@ -27,12 +29,13 @@ class ReplacedTokenHead(keras.layers.Layer):
         self.hidden_size = hidden_size
         self.activation = activation_name(activation)
         self.initializer_range = initializer_range
-        init = truncated_normal(initializer_range)
         self.dense = keras.layers.Dense(
-            hidden_size, activation=get_activation(activation), kernel_initializer=init,
+            hidden_size, activation=get_activation(activation), kernel_initializer=truncated_normal(initializer_range),
             dtype=self.dtype_policy, name="dense",
         )
-        self.prediction = keras.layers.Dense(1, kernel_initializer=init, dtype=self.dtype_policy, name="prediction")
+        self.prediction = keras.layers.Dense(
+            1, kernel_initializer="glorot_uniform", dtype=self.dtype_policy, name="prediction"
+        )
 
     def build(self, input_shape):
         self.dense.build((None, None, input_shape[-1]))

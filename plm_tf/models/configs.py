@@ -29,6 +29,7 @@ def encoder_config(
     num_hidden_groups=1,
     inner_group_num=1,
     use_pooler=True,
+    embedding_projection_initializer="truncated_normal",
 ):
     """Returns the `TransformerEncoder` keyword arguments bound in gin (see TransformerEncoder for each)."""
     return dict(
@@ -50,6 +51,7 @@ def encoder_config(
         num_hidden_groups=num_hidden_groups,
         inner_group_num=inner_group_num,
         use_pooler=use_pooler,
+        embedding_projection_initializer=embedding_projection_initializer,
     )
 
 

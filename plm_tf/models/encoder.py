@@ -24,6 +24,10 @@ from plm_tf.layers.initializers import truncated_normal
 from plm_tf.layers.transformer_block import TransformerBlock
 
 SHARING_MODES = ("none", "all", "attention", "ffn")
+# Kernel initializer of the E→H projection: ALBERT's `embedding_hidden_mapping_in` uses `create_initializer`
+# (truncated normal, google-research/albert modeling.py `transformer_model`); ELECTRA's `embeddings_project`
+# is a bare `tf.layers.dense`, i.e. Glorot uniform (google-research/electra model/modeling.py `BertModel`).
+PROJECTION_INITIALIZERS = ("truncated_normal", "glorot_uniform")
 
 
 @keras.saving.register_keras_serializable(package="plm_tf")
@@ -49,6 +53,9 @@ class TransformerEncoder(keras.Model):
         num_hidden_groups: ALBERT groups G (share="all" only).
         inner_group_num: blocks per ALBERT group (share="all" only).
         use_pooler: add BERT's tanh pooler on the first token (not in ELECTRA).
+        embedding_projection_initializer: kernel initializer of the E→H projection, one of
+            PROJECTION_INITIALIZERS: "truncated_normal" (ALBERT, `initializer_range`) or "glorot_uniform"
+            (ELECTRA, bound in gin/base/electra.gin). Biases start at zero either way.
         embeddings: an existing TransformerEmbeddings to use instead of creating one (ELECTRA's generator and
             discriminator share one). Not part of `get_config`: the model that shares it rebuilds the sharing.
 
@@ -83,6 +90,7 @@ class TransformerEncoder(keras.Model):
         num_hidden_groups=1,
         inner_group_num=1,
         use_pooler=True,
+        embedding_projection_initializer="truncated_normal",
         embeddings=None,
         **kwargs,
     ):
@@ -93,6 +101,9 @@ class TransformerEncoder(keras.Model):
             raise ValueError("num_hidden_groups / inner_group_num only apply with share='all' (ALBERT).")
         if share == "all" and not 1 <= num_hidden_groups <= num_layers:
             raise ValueError(f"num_hidden_groups={num_hidden_groups} must be between 1 and num_layers={num_layers}.")
+        if embedding_projection_initializer not in PROJECTION_INITIALIZERS:
+            raise ValueError(f"embedding_projection_initializer={embedding_projection_initializer!r} is not one of "
+                             f"{PROJECTION_INITIALIZERS}.")
         embedding_size = embedding_size or hidden_size
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
@@ -112,6 +123,7 @@ class TransformerEncoder(keras.Model):
         self.num_hidden_groups = num_hidden_groups
         self.inner_group_num = inner_group_num
         self.use_pooler = use_pooler
+        self.embedding_projection_initializer = embedding_projection_initializer
 
         if embeddings is None:
             embeddings = TransformerEmbeddings(
@@ -134,8 +146,10 @@ class TransformerEncoder(keras.Model):
         self.embeddings = embeddings
         self.embedding_projection = None
         if embedding_size != hidden_size:
+            projection_init = (truncated_normal(initializer_range)
+                               if embedding_projection_initializer == "truncated_normal" else "glorot_uniform")
             self.embedding_projection = keras.layers.Dense(
-                hidden_size, kernel_initializer=truncated_normal(initializer_range),
+                hidden_size, kernel_initializer=projection_init,
                 dtype=self.dtype_policy, name="embedding_projection",
             )
         self.blocks, self.block_schedule = self._make_blocks()
@@ -246,6 +260,7 @@ class TransformerEncoder(keras.Model):
             num_hidden_groups=self.num_hidden_groups,
             inner_group_num=self.inner_group_num,
             use_pooler=self.use_pooler,
+            embedding_projection_initializer=self.embedding_projection_initializer,
         )
         return config
 

@@ -17,6 +17,8 @@ import tensorflow as tf
 
 from plm_tf import model_card
 from plm_tf.data import corpus, pipelines
+from plm_tf.evaluation import curves, evaluator as evaluation
+from plm_tf.evaluation.reporting import EvalReporter
 from plm_tf.models import objectives
 from plm_tf.models.builders import build_pretraining_model
 from plm_tf.models.configs import bind_vocab_size
@@ -77,6 +79,9 @@ def pretrain(
     tpu_address=None,
     seed=0,
     export=True,
+    eval_corpus_paths=None,
+    eval_every=0,
+    eval_batches=8,
     print_fn=print,
 ):
     """Pretrains `objective` and returns a summary dict (also written to `model_dir/summary.json`).
@@ -103,25 +108,33 @@ def pretrain(
         export: at the end of the run, write the serving SavedModel (raw-text signatures, see
             `plm_tf.export`) of the kept model — ELECTRA's discriminator, otherwise the encoder and its MLM
             head — to `model_dir/export`.
+        eval_corpus_paths: corpus to evaluate on; None evaluates on the held-out documents of the training
+            corpus (`plm_tf.data.heldout`, ~1 in 20), which the training stream then leaves out.
+        eval_every: updates between evaluations (`plm_tf.evaluation.evaluator`: fixed seeded batches, dropout
+            off; also at the first and last step); 0 = no evaluation and training on every document.
+        eval_batches: batches of `batch_size` examples per evaluation.
         print_fn: where progress lines go.
     """
     if objective not in pipelines.DEFAULT_TOKENIZER:
         raise TrainingError(f"Unknown objective {objective!r}; choose one of {sorted(pipelines.DEFAULT_TOKENIZER)}.")
     for name, value in (("train_steps", train_steps), ("batch_size", batch_size), ("seq_len", seq_len),
                         ("steps_per_loop", steps_per_loop), ("log_every", log_every),
-                        ("checkpoint_every", checkpoint_every), ("keep_checkpoints", keep_checkpoints)):
+                        ("checkpoint_every", checkpoint_every), ("keep_checkpoints", keep_checkpoints),
+                        ("eval_batches", eval_batches), ("eval_every", eval_every or 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise TrainingError(f"pretrain.{name} must be a positive integer, got {value!r}.")
     with checkpointing.install_preemption_handler() as handler:
         return _pretrain(handler, model_dir, objective, train_steps, batch_size, seq_len, corpus_paths,
                          tokenizer_kind, vocab_path, steps_per_loop, log_every, checkpoint_every, keep_checkpoints,
-                         precision_policy, strategy, tpu_address, seed, export, print_fn)
+                         precision_policy, strategy, tpu_address, seed, export, eval_corpus_paths, eval_every,
+                         eval_batches, print_fn)
 
 
 def _pretrain(handler, model_dir, objective, train_steps, batch_size, seq_len, corpus_paths, tokenizer_kind,
               vocab_path, steps_per_loop, log_every, checkpoint_every, keep_checkpoints, precision_policy, strategy,
-              tpu_address, seed, export, print_fn):
+              tpu_address, seed, export, eval_corpus_paths, eval_every, eval_batches, print_fn):
     """`pretrain` with its SIGTERM handler installed (a signal at any moment from here on is a clean stop)."""
+    evaluate_heldout = bool(eval_every) and eval_corpus_paths is None
     started = time.perf_counter()
     keras.utils.set_random_seed(seed)  # weight initialisation and the dropout streams
     precision.set_precision(precision_policy)
@@ -150,6 +163,7 @@ def _pretrain(handler, model_dir, objective, train_steps, batch_size, seq_len, c
     dataset = pipelines.pretraining_dataset(
         objective=objective, corpus_paths=corpus_paths, tokenizer_kind=tokenizer.kind, vocab_path=vocab_path,
         seq_len=seq_len, batch_size=batches.per_replica_batch_size, seed=seed,
+        documents="train" if evaluate_heldout else "all",
     )
     iterator = iter(dataset)
     manager = checkpointing.CheckpointManager(
@@ -183,19 +197,39 @@ def _pretrain(handler, model_dir, objective, train_steps, batch_size, seq_len, c
         tf.io.gfile.makedirs(model_dir)
         _write_if_changed(os.path.join(model_dir, "operative_config.gin"), gin.config_str())
 
+    evaluator = eval_reporter = None
+    last_eval = {}
+    if eval_every and is_chief:
+        evaluator = evaluation.PretrainingEvaluator(model, objective, evaluation.evaluation_batches(
+            objective, corpus_paths if evaluate_heldout else eval_corpus_paths,
+            "heldout" if evaluate_heldout else "all", tokenizer.kind, vocab_path, seq_len, batch_size, eval_batches,
+        ))
+        eval_reporter = EvalReporter(os.path.join(model_dir, "eval"), train_steps, print_fn)
+
     train_loop = make_train_loop(strategy_obj, model, optimizer, objective, seed, accumulation)
     reporter = ProgressReporter(
         os.path.join(model_dir, "train") if is_chief else None, train_steps, seq_len * batch_size, print_fn
     )
+
+    def run_evaluation(at_step):
+        if evaluator is not None:
+            last_eval.clear()
+            last_eval.update(step=at_step, **evaluator.evaluate())
+            eval_reporter.report(at_step, {k: v for k, v in last_eval.items() if k != "step"})
+            reporter.start(at_step)  # tokens/s and the ETA count training time only
+
     reporter.start(start_step)
     step = start_step
     window_losses, window_sums, window_calls = {}, {}, 0
     last_losses, last_metrics, throughput = {}, {}, []
     preempted = False
+    if start_step == 0 and train_steps > 0:
+        run_evaluation(0)
     try:
         while step < train_steps:
             boundary = min(train_steps, (step // log_every + 1) * log_every,
-                           (step // checkpoint_every + 1) * checkpoint_every)
+                           (step // checkpoint_every + 1) * checkpoint_every,
+                           (step // (eval_every or train_steps) + 1) * (eval_every or train_steps))
             updates = min(steps_per_loop, boundary - step)
             loss, losses, sums = train_loop(iterator, tf.constant(updates, tf.int32), tf.constant(step, tf.int64))
             step += updates
@@ -209,6 +243,8 @@ def _pretrain(handler, model_dir, objective, train_steps, batch_size, seq_len, c
                 learning_rate = float(tf.convert_to_tensor(optimizer.learning_rate))
                 throughput.append(reporter.report(step, last_losses, last_metrics, learning_rate))
                 window_losses, window_sums, window_calls = {}, {}, 0
+            if eval_every and (step % eval_every == 0 or step == train_steps):
+                run_evaluation(step)
             if distribution.any_worker(strategy_obj, handler.should_stop):  # every worker stops at this step
                 manager.save(force=True)
                 preempted = True
@@ -232,6 +268,7 @@ def _pretrain(handler, model_dir, objective, train_steps, batch_size, seq_len, c
         "latest_checkpoint": manager.latest_checkpoint,
         "final_losses": last_losses,
         "final_metrics": last_metrics,
+        "eval": dict(last_eval),
         "tokens_per_second": float(np.median(throughput)) if throughput else None,
         "wall_time": format_duration(time.perf_counter() - started),
         "strategy": strategy,
@@ -240,10 +277,13 @@ def _pretrain(handler, model_dir, objective, train_steps, batch_size, seq_len, c
         "weights_fingerprint": weights_fingerprint(model),
         "corpus_invalid_utf8_lines": corpus_stats.invalid_utf8_lines if corpus_stats is not None else None,
     }
+
     def write_card(summary):
         model_card.write_model_card(model_dir, model_card.pretraining_facts(
             summary, model, tokenizer, vocab_path, corpus_paths, batch_size, seq_len))
 
+    if is_chief and step > start_step:
+        summary["curves"] = curves.plot_run(model_dir)
     if is_chief:
         _write_summary(model_dir, summary)
         write_card(summary)

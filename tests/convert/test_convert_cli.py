@@ -21,7 +21,8 @@ def electra_spec():
     config = dict(vocab_size=30, hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32, embedding_size=8,
                   max_position_embeddings=16, type_vocab_size=2, position_offset=0, activation="gelu_exact",
                   layer_norm_epsilon=1e-12, dropout_rate=0.1, attention_dropout_rate=0.1, initializer_range=0.02,
-                  share="none", num_hidden_groups=1, inner_group_num=1, use_pooler=False)
+                  share="none", num_hidden_groups=1, inner_group_num=1, use_pooler=False,
+                  embedding_projection_initializer="glorot_uniform")
     return ModelSpec("electra", config, "electra", generator_hidden_fraction=0.5)
 
 

@@ -201,3 +201,16 @@ class TfdsBuilderTest(tf.test.TestCase):
 
 if __name__ == "__main__":
     tf.test.main()
+
+
+class TrailingBlankBatchTest(tf.test.TestCase):
+    def test_file_of_256_lines_tokenizes(self):
+        """The file-end blank line alone in the last tokenizer batch (256 lines + 1) used to segfault."""
+        path = os.path.join(self.get_temp_dir(), "lines256.txt")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(f"line number {i}" for i in range(256)) + "\n")
+        from plm_tf.data import pipelines
+
+        items = corpus.token_item_dataset(corpus.line_dataset([path]), pipelines.load_tokenizer("wordpiece"), 30)
+        kinds = [int(kind) for _, kind in items.as_numpy_iterator()]
+        self.assertEqual(kinds, [corpus.LINE] * 256 + [corpus.DOC_END, corpus.STREAM_END])

@@ -253,7 +253,8 @@ class ExportPreemptionTest(tf.test.TestCase):
                                           model_dir, lines.append)
         self.assertFalse(written)
         self.assertTrue(summary["preempted"])
-        self.assertEqual(lines, [f"Preempted (SIGTERM) during the export: the checkpoint is complete, "
+        self.assertEqual(lines, [f"Exporting the serving SavedModel to {model_dir}/export ...",
+                                 f"Preempted (SIGTERM) during the export: the checkpoint is complete, "
                                  f"{model_dir}/export was not written; rerun the same command to export."])
         self.assertFalse(os.path.exists(os.path.join(model_dir, "summary.json")))
 

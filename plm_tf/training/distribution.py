@@ -64,10 +64,9 @@ def peer_lost(strategy, error):
 def any_worker(strategy, flag):
     """True on every worker if `flag` is True on any of them (one small all-reduce under multi-worker).
 
-    Every worker must call it at the same point of its loop; single-process strategies return `flag`.
+    Every worker must call it at the same point of its loop; other strategies return `flag`.
     """
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return bool(flag)
     votes = strategy.run(lambda: tf.constant(1 if flag else 0, tf.int32))
     return int(strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)) > 0

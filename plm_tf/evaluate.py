@@ -12,12 +12,12 @@ Output: {"checkpoint", "layout", "objective", "step", "corpus", "documents", "se
 configuration, corpus too small) ends with one line on stderr and exit status 2.
 """
 import json
-import math
 import sys
 
 from absl import app, flags, logging
 
 from plm_tf.cli import exit_with_error
+from plm_tf.evaluation.checkpoint import evaluate_checkpoint
 
 flags.DEFINE_string("checkpoint", None, "trainer model_dir or checkpoint prefix, or a converted-model folder.")
 flags.DEFINE_multi_string("corpus", None, "evaluation corpus files/folders/globs (default: the embedded "
@@ -29,40 +29,6 @@ flags.DEFINE_integer("batch_size", None, "examples per batch (default: the run's
 flags.DEFINE_integer("eval_batches", None, "batches to evaluate (default: the run's pretrain.eval_batches or 8).")
 flags.DEFINE_multi_string("gin_param", [], "extra gin bindings, e.g. --gin_param='pretraining_dataset.mask_prob=0.25'.")
 FLAGS = flags.FLAGS
-DEFAULT_EVAL_BATCHES = 8
-
-
-def _json_value(value):
-    return None if isinstance(value, float) and math.isnan(value) else value
-
-
-def evaluate_checkpoint(checkpoint, corpus=None, documents=None, seq_len=None, batch_size=None, eval_batches=None,
-                        gin_params=()):
-    """The evaluation result dict (module docstring) of `checkpoint`; ValueError subclasses for bad input."""
-    from plm_tf.evaluation.evaluator import PretrainingEvaluator, evaluation_batches
-    from plm_tf.evaluation.loading import LoadError, load_pretraining_model
-    from plm_tf.gin_config import query_or_none
-
-    model, info = load_pretraining_model(checkpoint, gin_params)
-    seq_len = seq_len or info["seq_len"]
-    batch_size = batch_size or info["batch_size"]
-    eval_batches = eval_batches or query_or_none("pretrain.eval_batches") or DEFAULT_EVAL_BATCHES
-    if seq_len is None or batch_size is None:
-        raise LoadError(f"{info['checkpoint']} records no seq_len/batch_size (a converted model): pass "
-                        "--seq_len and --batch_size.")
-    for name, value in (("seq_len", seq_len), ("batch_size", batch_size), ("eval_batches", eval_batches)):
-        if value < 1:
-            raise LoadError(f"--{name} must be positive, got {value}.")
-    documents = documents or ("all" if corpus else "heldout")
-    batches = evaluation_batches(info["objective"], corpus, documents, info["tokenizer"].kind, info["vocab_path"],
-                                 seq_len, batch_size, eval_batches)
-    metrics = PretrainingEvaluator(model, info["objective"], batches).evaluate()
-    return {
-        "checkpoint": info["checkpoint"], "layout": info["layout"], "objective": info["objective"],
-        "step": info["step"], "corpus": corpus or "embedded", "documents": documents, "seq_len": seq_len,
-        "batch_size": batch_size, "eval_batches": eval_batches,
-        "metrics": {name: _json_value(value) for name, value in metrics.items()},
-    }
 
 
 def main(argv):

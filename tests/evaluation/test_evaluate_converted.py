@@ -3,7 +3,7 @@ import os
 
 import tensorflow as tf
 
-from plm_tf import evaluate
+from plm_tf.evaluation import checkpoint as evaluate
 from plm_tf.convert import common
 from plm_tf.data import pipelines
 from plm_tf.evaluation.evaluator import PretrainingEvaluator, evaluation_batches

@@ -94,7 +94,7 @@ def finetune_once(args, setting, init, seed, converted):
             return json.load(handle)
     print(f"\n=== {setting['name']}: {init} init, seed {seed} ===", flush=True)
     bindings = [f"finetune.seed = {seed}", f"finetune.num_epochs = {setting['epochs']}",
-                f"finetune.seq_len = {args.seq_len}", f"finetune.learning_rate = {args.learning_rate}",
+                f"finetune.seq_len = {setting['seq_len']}", f"finetune.learning_rate = {args.learning_rate}",
                 "finetune.layer_decay = 1.0", "finetune.schedule = 'bert'", f"finetune.batch_size = {args.batch_size}",
                 f"finetune.max_train_examples = {setting['max_train']}"]
     gin_files = ["finetune/electra.gin"]
@@ -171,14 +171,15 @@ def main():
     parser.add_argument("--work_dir", default="runs/minilm_journey")
     parser.add_argument("--tasks_root", default=SHARED_TASKS)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--seq_len", type=int, default=64)
+    parser.add_argument("--spam_seq_len", type=int, default=32, help="tokens per spam example")
+    parser.add_argument("--entailment_seq_len", type=int, default=48, help="tokens per entailment pair")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--learning_rate", type=float, default=1e-4)
     parser.add_argument("--spam_subset", type=int, default=500)
-    parser.add_argument("--spam_subset_epochs", type=int, default=3)
+    parser.add_argument("--spam_subset_epochs", type=int, default=2)
     parser.add_argument("--spam_full_epochs", type=int, default=1)
-    parser.add_argument("--entailment_train", type=int, default=1500)
-    parser.add_argument("--entailment_eval", type=int, default=1000)
+    parser.add_argument("--entailment_train", type=int, default=600)
+    parser.add_argument("--entailment_eval", type=int, default=300)
     parser.add_argument("--entailment_epochs", type=int, default=2)
     args = parser.parse_args()
     if not os.path.isdir(args.tasks_root):
@@ -191,17 +192,29 @@ def main():
         print(command("plm_tf.convert", "--from=hf", f"--input={hf_dir}", f"--output={converted}").strip())
     spam = os.path.join(args.tasks_root, "spam")
     entailment = subset_task(
-        os.path.join(args.tasks_root, "entailment"), os.path.join(args.work_dir, "tasks", "entailment"),
+        os.path.join(args.tasks_root, "entailment"), os.path.join(args.work_dir, "tasks", f"entailment_{args.entailment_train}_{args.entailment_eval}"),
         {"train": args.entailment_train, "dev": args.entailment_eval, "test": args.entailment_eval})
     settings = [
         {"name": f"spam_{args.spam_subset}", "task_dir": spam, "max_train": args.spam_subset,
-         "epochs": args.spam_subset_epochs},
+         "epochs": args.spam_subset_epochs, "seq_len": args.spam_seq_len},
         {"name": f"entailment_{args.entailment_train}", "task_dir": entailment, "max_train": None,
-         "epochs": args.entailment_epochs},
-        {"name": "spam_full", "task_dir": spam, "max_train": None, "epochs": args.spam_full_epochs},
+         "epochs": args.entailment_epochs, "seq_len": args.entailment_seq_len},
+        {"name": "spam_full", "task_dir": spam, "max_train": None, "epochs": args.spam_full_epochs,
+         "seq_len": args.spam_seq_len},
     ]
     results, journeys = {}, {}
     summary_path = os.path.join(args.work_dir, "summary.json")
+
+    def write_summary():  # after every run, so an interrupted experiment keeps what it measured
+        summary = summarise({name: {init: runs for init, runs in by_init.items() if runs}
+                             for name, by_init in results.items()})
+        with open(summary_path, "w") as handle:
+            json.dump({"settings": vars(args), "tasks": settings, "test": summary,
+                       "majority_baseline": {name: next(run for runs in by_init.values() for run in runs)[
+                           "majority_baseline"] for name, by_init in results.items()},
+                       "journeys": journeys}, handle, indent=2)
+        return summary
+
     for setting in settings:
         results[setting["name"]] = {init: [] for init in INITS}
         for seed in range(args.seeds):
@@ -210,14 +223,9 @@ def main():
                 results[setting["name"]][init].append(run)
                 print(f"{setting['name']} {init} seed {seed}: test accuracy {run['test']['accuracy']:.4f} "
                       f"({run['wall_seconds']} s)", flush=True)
+                write_summary()
         journeys[setting["name"]] = export_and_predict(args, setting)
-        summary = summarise(results)
-        with open(summary_path, "w") as handle:
-            json.dump({"settings": {k: v for k, v in vars(args).items()}, "tasks": settings, "test": summary,
-                       "majority_baseline": {name: runs["random"][0]["majority_baseline"]
-                                             for name, runs in results.items()},
-                       "journeys": journeys}, handle, indent=2)
-        print_table(summary, settings)
+        print_table(write_summary(), settings)
     print(f"\nwrote {summary_path}")
 
 

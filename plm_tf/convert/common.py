@@ -180,6 +180,13 @@ def checkpoint_objects(model, spec):
     return model
 
 
+def checkpoint_roots(model, spec):
+    """{"model": ..., "encoder": ...}: the roots a converted checkpoint is written with. Restore the whole model
+    with the same roots (`plm_tf.convert.model_dir.restore`): a variable reachable from both is stored under one
+    key only, so the variable keys match only when the object structure does."""
+    return {"model": checkpoint_objects(model, spec), "encoder": main_encoder(model, spec)}
+
+
 def write_plm_tf(model, spec, output_dir, source, vocab_dirs=(), do_lower_case=None, tf1_config=None,
                  tf1_path=None, sentence_embedding="auto"):
     """Writes the checkpoint, the vocabulary, model.json and model.gin into `output_dir`; returns the prefix.
@@ -199,7 +206,7 @@ def write_plm_tf(model, spec, output_dir, source, vocab_dirs=(), do_lower_case=N
     if tokenizer is None:
         logging.warning("%s ships no vocabulary (vocab.txt, spiece.model, vocab.json + merges.txt or tokenizer.json): "
                         "the converted model cannot be fine-tuned or exported until one is added.", source)
-    checkpoint = tf.train.Checkpoint(model=checkpoint_objects(model, spec), encoder=main_encoder(model, spec))
+    checkpoint = tf.train.Checkpoint(**checkpoint_roots(model, spec))
     prefix = checkpoint.write(os.path.join(output_dir, CHECKPOINT_NAME))
     with open(os.path.join(output_dir, "checkpoint"), "w", encoding="utf-8") as handle:  # the state file
         handle.write(f'model_checkpoint_path: "{CHECKPOINT_NAME}"\nall_model_checkpoint_paths: "{CHECKPOINT_NAME}"\n')
@@ -392,6 +399,5 @@ def _read_model_dir(input_path, model_type):
         restore(found.prefix, {"model": tf.train.Checkpoint(encoder=model)}, ConversionError,
                 scope=("model/encoder/",), what="the encoder of task.json")
     else:
-        restore(found.prefix, {"model": checkpoint_objects(model, spec)}, ConversionError,
-                what="the model of model.json")
+        restore(found.prefix, checkpoint_roots(model, spec), ConversionError, what="the model of model.json")
     return model, spec, found.directory

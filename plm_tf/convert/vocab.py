@@ -20,10 +20,9 @@ Special tokens: plm_tf's tokenizers look them up by string (`plm_tf.data.tokeniz
 import json
 import os
 
-from plm_tf.convert.common import ConversionError
+from plm_tf.convert.common import ConversionError, copy_vocab
 
 TOKENIZER_KIND = {"bert": "wordpiece", "electra": "wordpiece", "albert": "sentencepiece", "roberta": "bpe"}
-VOCAB_FILES = ("vocab.txt", "spiece.model", "30k-clean.model", "vocab.json", "merges.txt")  # 30k-clean: ALBERT TF1
 _MAIN_FILE = {"wordpiece": ("vocab.txt",), "sentencepiece": ("spiece.model", "30k-clean.model"), "bpe": ("vocab.json",)}
 _SPECIALS = {
     "wordpiece": {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
@@ -52,23 +51,6 @@ def _first_file(dirs, name):
         if directory and os.path.isfile(os.path.join(directory, name)):
             return os.path.join(directory, name)
     return None
-
-
-def _copy_vocab(dirs, output_dir):
-    """Copies the vocabulary files of the first directory that has any; returns their names."""
-    import shutil
-
-    for directory in dirs:
-        if not directory or not os.path.isdir(directory):
-            continue
-        found = [name for name in VOCAB_FILES if os.path.isfile(os.path.join(directory, name))]
-        if found:
-            os.makedirs(output_dir, exist_ok=True)
-            for name in found:
-                if os.path.abspath(directory) != os.path.abspath(output_dir):
-                    shutil.copyfile(os.path.join(directory, name), os.path.join(output_dir, name))
-            return found
-    return []
 
 
 def vocab_from_tokenizer_json(path, output_dir):
@@ -175,7 +157,7 @@ def tokenizer_settings(model_type, source_dirs, output_dir, do_lower_case=None, 
     kind = TOKENIZER_KIND[model_type]
     dirs = [directory for directory in source_dirs if directory and os.path.isdir(directory)]
     os.makedirs(output_dir, exist_ok=True)
-    files = _copy_vocab(dirs, output_dir)
+    files = copy_vocab(dirs, output_dir)
     if not files:
         path = _first_file(dirs, "tokenizer.json")
         if path is None:

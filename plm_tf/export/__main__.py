@@ -23,8 +23,8 @@ flags.DEFINE_string("output", None, "SavedModel directory to write.")
 flags.DEFINE_multi_string("gin_file", None, "gin file(s) of a pretraining run's model; default "
                           "<model_dir>/operative_config.gin (converted and fine-tuned folders describe themselves).")
 flags.DEFINE_multi_string("gin_param", [], "extra gin bindings.")
-flags.DEFINE_integer("max_seq_length", None, "T: text signatures truncate and pad to this many tokens (default 128; "
-                     "a fine-tuned classifier keeps its task's seq_len).")
+flags.DEFINE_integer("max_seq_length", None, "T: text signatures truncate and pad to this many tokens (default 128, "
+                     "or the model's positions if fewer; a fine-tuned classifier keeps its task's seq_len).")
 flags.DEFINE_enum("sentence_embedding", "auto", ["auto", "pooled", "mean", "cls"],
                   "sentence_embedding of `encode` (auto: pooler for BERT/ALBERT, masked mean otherwise).")
 flags.DEFINE_boolean("overwrite", False, "replace an existing --output directory.")
@@ -61,13 +61,23 @@ def main(argv):
                 mode = recorded if mode == "auto" else mode
             else:
                 model, tokenizer = load_from_checkpoint(FLAGS.checkpoint, FLAGS.gin_file, FLAGS.gin_param)
-            path = export_saved_model(model, tokenizer, FLAGS.output, max_seq_length=FLAGS.max_seq_length or 128,
+            path = export_saved_model(model, tokenizer, FLAGS.output, max_seq_length=_max_seq_length(model),
                                       sentence_embedding=mode, overwrite=FLAGS.overwrite)
     except (ConfigError, ValueError, FileNotFoundError) as error:
         exit_with_error("plm_tf.export", error)
     print(f"plm_tf.export: wrote {path}")
     print(f"  inspect: saved_model_cli show --all --dir {path}")
     print(f"  try:     python -m plm_tf.predict --saved_model={path} \"some text\"")
+
+
+def _max_seq_length(model):
+    """--max_seq_length, else 128 or the model's position table when that is shorter."""
+    if FLAGS.max_seq_length is not None:
+        return FLAGS.max_seq_length
+    from plm_tf.export.serving import serving_parts
+
+    encoder = serving_parts(model)[1]
+    return min(128, encoder.max_position_embeddings - encoder.position_offset)
 
 
 def _export_finetuned():

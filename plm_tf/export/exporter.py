@@ -133,13 +133,13 @@ def load_model_dir(checkpoint):
     Raises:
         ExportError: no vocabulary, or a checkpoint that does not fit model.json (naming the variables).
     """
-    from plm_tf.convert.common import build_model, checkpoint_objects
+    from plm_tf.convert.common import build_model, checkpoint_roots
     from plm_tf.convert.model_dir import open_model_dir, restore
 
     found = open_model_dir(checkpoint, ExportError)
     tokenizer = found.require_tokenizer(ExportError).load()
     model = build_model(found.spec)
-    restore(found.prefix, {"model": checkpoint_objects(model, found.spec)}, ExportError, what="the model of model.json")
+    restore(found.prefix, checkpoint_roots(model, found.spec), ExportError, what="the model of model.json")
     return model, tokenizer, found.sentence_embedding
 
 

@@ -7,9 +7,10 @@ Sentence representation (what the head reads):
   as fairseq's head is new at fine-tuning time);
 - the first token's final hidden state for ELECTRA (no pooler).
 
-`restore_encoder(checkpoint)` builds the pretraining model from the run's `operative_config.gin`, restores the
-`model=` entry of a `python -m plm_tf.train` checkpoint and returns the encoder that fine-tuning keeps: the
-ELECTRA discriminator, or the masked-LM model's encoder.
+`restore_encoder(checkpoint)` returns the encoder that fine-tuning keeps from any plm_tf model directory
+(`plm_tf.convert.model_dir`): a converted folder's `encoder` entry (model.json), a fine-tuning run's best encoder
+(task.json), or — rebuilt from a `python -m plm_tf.train` run's `operative_config.gin` — the ELECTRA
+discriminator or the masked-LM model's encoder.
 """
 import os
 

@@ -178,9 +178,9 @@ def main():
     parser.add_argument("--spam_subset", type=int, default=500)
     parser.add_argument("--spam_subset_epochs", type=int, default=2)
     parser.add_argument("--spam_full_epochs", type=int, default=1)
-    parser.add_argument("--entailment_train", type=int, default=600)
+    parser.add_argument("--entailment_train", type=int, default=1000)
     parser.add_argument("--entailment_eval", type=int, default=300)
-    parser.add_argument("--entailment_epochs", type=int, default=2)
+    parser.add_argument("--entailment_epochs", type=int, default=3)
     args = parser.parse_args()
     if not os.path.isdir(args.tasks_root):
         raise SystemExit(f"{args.tasks_root} does not exist (the shared tasks spam and entailment).")

@@ -48,7 +48,7 @@ def _resolve_tokenizer(tokenizer_kind, vocab_path, lower_case, encoder_info):
         for name, value in (("tokenizer_kind", tokenizer_kind), ("lower_case", lower_case)):
             if value is not None and recorded[name] is not None and value != recorded[name]:
                 raise FinetuningError(
-                    f"finetune.{name} = {value!r} but {encoder_info['checkpoint']} was trained with "
+                    f"finetune.{name} = {value!r} but {encoder_info['checkpoint']} was pretrained with "
                     f"{recorded[name]!r}; leave it unset to use the checkpoint's tokenizer.")
         kind = encoder_info["tokenizer_kind"]
         vocab_path = vocab_path if vocab_path is not None else encoder_info["vocab_path"]

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import unittest
 
+import pytest
 import tensorflow as tf
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -142,6 +143,7 @@ def _errors_of(result):
     return [line for line in result.stderr.strip().splitlines() if line.startswith("plm_tf.")]
 
 
+@pytest.mark.slow  # ~40 short processes (each a TensorFlow start-up), side by side
 @unittest.skipIf(transformers is None, "torch and transformers are needed to make the source checkpoints")
 class JourneyTest(tf.test.TestCase):
 

@@ -18,7 +18,8 @@ from absl import app, flags, logging
 
 from plm_tf.cli import exit_with_error
 
-flags.DEFINE_string("checkpoint", None, "checkpoint prefix (.../ckpt-6) or a trainer model_dir (its latest).")
+flags.DEFINE_string("checkpoint", None, "a plm_tf model directory: converted (model.json), fine-tuned (task.json), "
+                    "or a trainer model_dir / checkpoint prefix (.../ckpt-6).")
 flags.DEFINE_string("output", None, "SavedModel directory to write.")
 flags.DEFINE_multi_string("gin_file", None, "gin file(s) of a pretraining run's model; default "
                           "<model_dir>/operative_config.gin (converted and fine-tuned folders describe themselves).")
@@ -26,7 +27,8 @@ flags.DEFINE_multi_string("gin_param", [], "extra gin bindings.")
 flags.DEFINE_integer("max_seq_length", None, "T: text signatures truncate and pad to this many tokens (default 128, "
                      "or the model's positions if fewer; a fine-tuned classifier keeps its task's seq_len).")
 flags.DEFINE_enum("sentence_embedding", "auto", ["auto", "pooled", "mean", "cls"],
-                  "sentence_embedding of `encode` (auto: pooler for BERT/ALBERT, masked mean otherwise).")
+                  "sentence_embedding of `encode` (auto: what a converted folder records, else the pooler for "
+                  "BERT/ALBERT and bare encoders with one, masked mean otherwise).")
 flags.DEFINE_boolean("overwrite", False, "replace an existing --output directory.")
 flags.mark_flag_as_required("checkpoint")
 flags.mark_flag_as_required("output")

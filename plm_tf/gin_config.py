@@ -11,6 +11,14 @@ import os
 import gin
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# Every module that registers gin configurables. `parse_gin` imports them all first, so any gin file may bind
+# any of them (a converted model.gin binds `finetune.*` and `pretrain.*`) without `import` lines, and no
+# configurable is registered after the config is locked.
+CONFIGURABLE_MODULES = (
+    "plm_tf.models.configs", "plm_tf.models.builders", "plm_tf.data.pipelines", "plm_tf.training.precision",
+    "plm_tf.training.distribution", "plm_tf.training.optimizers", "plm_tf.training.schedules",
+    "plm_tf.training.trainer", "plm_tf.finetuning.optimization", "plm_tf.finetuning.trainer",
+)
 
 
 class ConfigError(ValueError):
@@ -38,9 +46,15 @@ def resolve_gin_file(path):
 def parse_gin(gin_files=(), bindings=(), finalize=True):
     """Clears gin, then parses `gin_files` and `bindings` (strings like "encoder_config.hidden_size = 64").
 
+    Every module of CONFIGURABLE_MODULES is imported first.
+
     Raises:
         ConfigError: a missing file, an unknown configurable or parameter, or a malformed binding.
     """
+    import importlib
+
+    for module in CONFIGURABLE_MODULES:
+        importlib.import_module(module)
     gin.clear_config()
     gin.add_config_file_search_path(gin_dir())
     files = [resolve_gin_file(path) for path in gin_files]

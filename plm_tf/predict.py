@@ -3,7 +3,9 @@
 For an ELECTRA export it prints, per text, every token with its probability of having been replaced (the
 discriminator's sigmoid), the text's score (mean over its own tokens, specials excluded) and whether it was
 truncated. `--pair` reads the texts two by two as (first, second) pairs. For an encoder export (RoBERTa,
-ALBERT, BERT) it prints the tokens and the first values of the sentence embedding.
+ALBERT, BERT, a converted bare encoder) it prints the tokens and the first values of the sentence embedding.
+For a fine-tuned classifier (`python -m plm_tf.export --checkpoint=FINETUNE_RUN`, or `plm_tf.finetune
+--export_dir`) it prints the predicted label and the class probabilities (the score for regression).
 """
 import sys
 
@@ -40,12 +42,46 @@ def format_encoding(outputs, index, values=4):
             f"  sentence_embedding [{embedding.shape[0]}]: [{shown}{', ...' if embedding.shape[0] > values else ''}]"]
 
 
+def format_classification(outputs, index, label_names):
+    """Lines for text `index` of a fine-tuned classifier's serving_default answer (dict of numpy arrays)."""
+    if "score" in outputs:
+        return [f"  score: {outputs['score'][index]:.4f}"]
+    probabilities = ", ".join(f"{name}: {p:.3f}" for name, p in zip(label_names, outputs["probabilities"][index]))
+    return [f"  label: {outputs['label'][index].decode('utf-8')}  ({probabilities})"]
+
+
+def _predict_classifier(loaded, texts, pair):
+    import tensorflow as tf
+
+    label_names = [name.decode("utf-8") for name in loaded.label_names.numpy()]
+    is_pair = bool(loaded.is_pair.numpy())
+    if is_pair != pair:
+        raise ValueError("this classifier takes text pairs: pass --pair" if is_pair
+                         else "this classifier takes single texts: drop --pair")
+    if pair:
+        if len(texts) % 2:
+            raise ValueError(f"--pair needs an even number of texts, got {len(texts)}.")
+        outputs = loaded.signatures["serving_default"](text_a=tf.constant(texts[0::2]), text_b=tf.constant(texts[1::2]))
+        labels = [f"{a!r} / {b!r}" for a, b in zip(texts[0::2], texts[1::2])]
+    else:
+        outputs = loaded.signatures["serving_default"](text=tf.constant(texts))
+        labels = [repr(t) for t in texts]
+    outputs = {k: v.numpy() for k, v in outputs.items()}
+    lines = []
+    for i, label in enumerate(labels):
+        lines.append(label)
+        lines.extend(format_classification(outputs, i, label_names))
+    return lines
+
+
 def predict(saved_model, texts, pair=False):
     """Runs the export on `texts` and returns the printable lines (list of str)."""
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the tokenizers' ops before loading)
 
     loaded = tf.saved_model.load(saved_model)
+    if hasattr(loaded, "label_names"):  # a fine-tuned classifier (plm_tf.finetuning.export)
+        return _predict_classifier(loaded, texts, pair)
     electra = "serving_pairs" in loaded.signatures
     if pair:
         if len(texts) % 2:

@@ -14,9 +14,11 @@ Back out (writes OUTPUT/config.json + OUTPUT/model.safetensors, loadable with tr
     python -m plm_tf.convert --from=plm_tf --to=hf --model_type=electra --input=converted/electra_base \\
         [--gin_file=...] [--gin_param=...] --output=hf/electra_base [--generator_output=hf/electra_base_gen]
 
---input for --from=plm_tf is a checkpoint prefix or a folder (a converted model, or a trainer's model_dir:
-its latest checkpoint); --gin_file defaults to model.gin next to the checkpoint (a trainer run passes the gin
-files it was trained with). Errors end with one line on stderr and exit status 2.
+--input for --from=plm_tf is any plm_tf model directory: a converted folder (its model.json), a fine-tuning
+model_dir (its encoder, written as a bare `*Model`), or a trainer's model_dir / checkpoint prefix (its
+operative_config.gin, or --gin_file); --model_type defaults to the family the directory records. --from=hf reads
+--model_type from config.json when it is not given. The tokenizer's casing is carried over (--do_lower_case
+overrides what the source says) and written back as tokenizer_config.json. Errors end with one line on stderr and exit status 2.
 """
 import sys
 
@@ -26,7 +28,11 @@ from plm_tf.cli import exit_with_error
 
 flags.DEFINE_enum("from", None, ["hf", "tf1", "plm_tf"], "Source format.")
 flags.DEFINE_enum("to", "plm_tf", ["plm_tf", "hf"], "Target format: plm_tf (from hf / tf1) or hf (from plm_tf).")
-flags.DEFINE_string("model_type", None, "Model family: bert, roberta, albert or electra.")
+flags.DEFINE_string("model_type", None, "Model family: bert, roberta, albert or electra (--from=plm_tf: default the "
+                    "family the directory records).")
+flags.DEFINE_boolean("do_lower_case", None, "--to=plm_tf: whether the tokenizer lowercases; default from the "
+                     "source (tokenizer_config.json, tokenizer.json, the TF1 config or release name), else the "
+                     "family's default.")
 flags.DEFINE_string("input", None, "HF model folder, TF1 checkpoint prefix or folder, or plm_tf checkpoint.")
 flags.DEFINE_string("output", None, "Folder to write.")
 flags.DEFINE_string("generator_input", None, "--from=hf, ELECTRA: the generator's HF folder (ElectraForMaskedLM).")
@@ -38,15 +44,15 @@ flags.DEFINE_multi_string("gin_param", [], "--from=plm_tf: extra gin bindings.")
 FLAGS = flags.FLAGS
 
 _USAGE = {
-    ("hf", "plm_tf"): {"generator_input"},
-    ("tf1", "plm_tf"): {"config"},
+    ("hf", "plm_tf"): {"generator_input", "do_lower_case"},
+    ("tf1", "plm_tf"): {"config", "do_lower_case"},
     ("plm_tf", "hf"): {"generator_output", "gin_file", "gin_param"},
 }
-_OPTIONAL = {"generator_input", "generator_output", "config", "gin_file", "gin_param"}
+_OPTIONAL = {"generator_input", "generator_output", "config", "gin_file", "gin_param", "do_lower_case"}
 
 
 def run(source, target, model_type, input_path, output, generator_input=None, generator_output=None, config=None,
-        gin_files=(), gin_params=()):
+        gin_files=(), gin_params=(), do_lower_case=None):
     """Performs one conversion; returns the list of folders written. Raises ConversionError."""
     from plm_tf.convert import ConversionError, hf_to_plm_tf, plm_tf_to_hf, read_plm_tf, tf1_to_plm_tf
 
@@ -54,27 +60,49 @@ def run(source, target, model_type, input_path, output, generator_input=None, ge
         raise ConversionError(f"--from={source} --to={target} is not a conversion plm_tf offers "
                               f"({', '.join(f'{a}→{b}' for a, b in _USAGE)}).")
     given = {"generator_input": generator_input, "generator_output": generator_output, "config": config,
-             "gin_file": list(gin_files), "gin_param": list(gin_params)}
+             "gin_file": list(gin_files), "gin_param": list(gin_params), "do_lower_case": do_lower_case is not None}
     stray = sorted(name for name in _OPTIONAL - _USAGE[(source, target)] if given[name])
     if stray:
         raise ConversionError(f"--{stray[0]} does not apply to --from={source} --to={target}.")
+    if source == "tf1" and model_type is None:
+        raise ConversionError("--model_type is required with --from=tf1.")
     if source == "hf":
-        hf_to_plm_tf(input_path, output, model_type, generator_input=generator_input)
+        hf_to_plm_tf(input_path, output, model_type, generator_input=generator_input, do_lower_case=do_lower_case)
         return [output]
     if source == "tf1":
-        tf1_to_plm_tf(input_path, output, model_type, config_file=config)
+        tf1_to_plm_tf(input_path, output, model_type, config_file=config, do_lower_case=do_lower_case)
         return [output]
     model, spec, folder = read_plm_tf(input_path, model_type, gin_files, gin_params)
     if spec.objective == "electra" and spec.has_generator and generator_output is None:
         logging.warning("The ELECTRA generator is not written: pass --generator_output to keep it.")
-    return plm_tf_to_hf(model, spec, output, generator_output=generator_output, vocab_dirs=(folder,))
+    return plm_tf_to_hf(model, spec, output, generator_output=generator_output, vocab_dirs=(folder,),
+                        tokenizer=_tokenizer_record(folder))
+
+
+def _tokenizer_record(folder):
+    """The converted folder's model.json tokenizer record (None for other directories)."""
+    import json
+    import os
+
+    from plm_tf.convert.model_dir import MANIFEST, TASK_FILE
+
+    path = os.path.join(folder, MANIFEST)
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle).get("tokenizer")
+    path = os.path.join(folder, TASK_FILE)
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as handle:
+            task = json.load(handle)
+        return {"kind": task["tokenizer_kind"], "vocab": task["vocab_path"], "lower_case": task.get("lower_case")}
+    return None
 
 
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"plm_tf.convert: unexpected arguments {argv[1:]}.")
     logging.set_verbosity(logging.WARNING)
-    missing = [name for name in ("from", "model_type", "input", "output") if FLAGS[name].value is None]
+    missing = [name for name in ("from", "input", "output") if FLAGS[name].value is None]
     if missing:
         print(f"plm_tf.convert: error: --{missing[0]} is required.", file=sys.stderr)
         sys.exit(2)
@@ -82,7 +110,8 @@ def main(argv):
 
     try:
         written = run(FLAGS["from"].value, FLAGS.to, FLAGS.model_type, FLAGS.input, FLAGS.output,
-                      FLAGS.generator_input, FLAGS.generator_output, FLAGS.config, FLAGS.gin_file, FLAGS.gin_param)
+                      FLAGS.generator_input, FLAGS.generator_output, FLAGS.config, FLAGS.gin_file, FLAGS.gin_param,
+                      FLAGS.do_lower_case)
     except (ConversionError, FileNotFoundError) as error:
         exit_with_error("plm_tf.convert", error)
     for folder in written:

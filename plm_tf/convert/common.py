@@ -11,8 +11,12 @@ A converted plm_tf model directory holds:
 
     ckpt.index, ckpt.data-*   tf.train.Checkpoint(model=<model>, encoder=<its encoder>)
     checkpoint                the state file, so tf.train.latest_checkpoint(DIR) finds `ckpt`
-    model.gin                 encoder_config bindings, the objective and (ELECTRA) the generator size
-    vocab.txt | spiece.model | vocab.json + merges.txt   copied from the source when present
+    model.json                what the folder holds: family, objective, encoder config, tokenizer kind, vocabulary
+                              and casing (plm_tf.convert.model_dir; what export / finetune / convert read)
+    model.gin                 the same as gin bindings: encoder_config, the objective, (ELECTRA) the generator
+                              size, and finetune.* / pretrain.* tokenizer bindings
+    vocab.txt | spiece.model | vocab.json + merges.txt   copied from the source, or written from its
+                              tokenizer.json (plm_tf.convert.vocab)
 
 `model` is what the gin file builds: a `MaskedLMPretrainer` / `ElectraPretrainer` (restore into the trainer's
 model with `tf.train.Checkpoint(model=model).restore(path).expect_partial()`), or a bare `TransformerEncoder`
@@ -31,7 +35,6 @@ FAMILIES = ("bert", "roberta", "albert", "electra")
 CHECKPOINT_NAME = "ckpt"
 GIN_NAME = "model.gin"
 VOCAB_FILES = ("vocab.txt", "spiece.model", "30k-clean.model", "vocab.json", "merges.txt")  # 30k-clean: ALBERT TF1
-_TOKENIZER_KIND = {"bert": "wordpiece", "electra": "wordpiece", "albert": "sentencepiece", "roberta": "bpe"}
 
 
 class ConversionError(ValueError):
@@ -177,17 +180,38 @@ def checkpoint_objects(model, spec):
     return model
 
 
-def write_plm_tf(model, spec, output_dir, source, vocab_dirs=()):
-    """Writes the checkpoint, model.gin and the vocabulary files into `output_dir`; returns the prefix."""
+def checkpoint_roots(model, spec):
+    """{"model": ..., "encoder": ...}: the roots a converted checkpoint is written with. Restore the whole model
+    with the same roots (`plm_tf.convert.model_dir.restore`): a variable reachable from both is stored under one
+    key only, so the variable keys match only when the object structure does."""
+    return {"model": checkpoint_objects(model, spec), "encoder": main_encoder(model, spec)}
+
+
+def write_plm_tf(model, spec, output_dir, source, vocab_dirs=(), do_lower_case=None, tf1_config=None,
+                 tf1_path=None, sentence_embedding="auto"):
+    """Writes the checkpoint, the vocabulary, model.json and model.gin into `output_dir`; returns the prefix.
+
+    The tokenizer record (kind, vocabulary, casing) comes from `plm_tf.convert.vocab.tokenizer_settings` on
+    `vocab_dirs`; a source without any vocabulary is converted with a warning, and every command that needs
+    the vocabulary then says so.
+    """
     import tensorflow as tf
+    from absl import logging
+
+    from plm_tf.convert.model_dir import write_manifest
+    from plm_tf.convert.vocab import tokenizer_settings
 
     os.makedirs(output_dir, exist_ok=True)
-    checkpoint = tf.train.Checkpoint(model=checkpoint_objects(model, spec), encoder=main_encoder(model, spec))
+    tokenizer = tokenizer_settings(spec.model_type, vocab_dirs, output_dir, do_lower_case, tf1_config, tf1_path)
+    if tokenizer is None:
+        logging.warning("%s ships no vocabulary (vocab.txt, spiece.model, vocab.json + merges.txt or tokenizer.json): "
+                        "the converted model cannot be fine-tuned or exported until one is added.", source)
+    checkpoint = tf.train.Checkpoint(**checkpoint_roots(model, spec))
     prefix = checkpoint.write(os.path.join(output_dir, CHECKPOINT_NAME))
     with open(os.path.join(output_dir, "checkpoint"), "w", encoding="utf-8") as handle:  # the state file
         handle.write(f'model_checkpoint_path: "{CHECKPOINT_NAME}"\nall_model_checkpoint_paths: "{CHECKPOINT_NAME}"\n')
-    vocab = copy_vocab(vocab_dirs, output_dir)
-    write_gin(os.path.join(output_dir, GIN_NAME), spec, source, vocab, output_dir)
+    write_manifest(output_dir, spec, tokenizer, source, sentence_embedding)
+    write_gin(os.path.join(output_dir, GIN_NAME), spec, source, tokenizer, output_dir)
     return prefix
 
 
@@ -214,14 +238,16 @@ def _gin_value(value):
     return repr(value)
 
 
-def write_gin(path, spec, source, vocab, output_dir):
-    """model.gin: the bindings that rebuild exactly the converted model (see the module docstring)."""
+def write_gin(path, spec, source, tokenizer, output_dir):
+    """model.gin: the bindings that rebuild exactly the converted model and its tokenizer (module docstring)."""
     lines = [
         f"# plm_tf {spec.model_type} model converted by `python -m plm_tf.convert` from {source}.",
-        f"# Checkpoint: {CHECKPOINT_NAME} in this folder (tf.train.Checkpoint keys `model` and `encoder`).",
-        "# To continue pretraining give a recipe first and this file second, e.g.",
+        f"# Checkpoint: {CHECKPOINT_NAME} in this folder (tf.train.Checkpoint keys `model` and `encoder`); model.json",
+        "# describes the folder to `plm_tf.export`, `plm_tf.finetune --init_checkpoint` and `plm_tf.convert`.",
+        "# Fine-tune from random weights with this architecture and tokenizer:",
+        "#   python -m plm_tf.finetune --gin_file=finetune/electra.gin --gin_file=<this file> --task_dir=...",
+        "# Continue pretraining: a recipe first, this file second, e.g.",
         f"#   python -m plm_tf.train --gin_file=base/{spec.model_type}.gin --gin_file=<this file> ...",
-        "import plm_tf.models.builders",
         "",
     ]
     if spec.objective is None:
@@ -235,20 +261,21 @@ def write_gin(path, spec, source, vocab, output_dir):
         lines.append(f"electra.tie_embeddings = {spec.tie_embeddings}")
         if not spec.has_generator:
             lines.append("# The source had no generator: the checkpoint holds the discriminator and its head only.")
-    if vocab:
-        kind = _TOKENIZER_KIND[spec.model_type]
-        vocab_path = os.path.abspath(output_dir)
-        if kind == "wordpiece" and "vocab.txt" in vocab:
-            vocab_path = os.path.join(vocab_path, "vocab.txt")
-        elif kind == "sentencepiece" and any(name.endswith(".model") for name in vocab):
-            vocab_path = os.path.join(vocab_path, next(name for name in vocab if name.endswith(".model")))
+    if tokenizer is not None:
+        vocab_path = os.path.join(os.path.abspath(output_dir), tokenizer["vocab"])
         lines += [
             "",
-            f"# Vocabulary copied from the source: {', '.join(vocab)}. For the trainer (with a recipe that imports",
-            "# plm_tf.training.trainer):",
-            f"#   pretrain.tokenizer_kind = {kind!r}",
-            f"#   pretrain.vocab_path = {vocab_path!r}",
+            f"# Tokenizer: {tokenizer['kind']}, lower_case = {tokenizer['lower_case']} "
+            f"(from {tokenizer['lower_case_from']}).",
+            f"finetune.tokenizer_kind = {tokenizer['kind']!r}",
+            f"finetune.vocab_path = {vocab_path!r}",
+            f"finetune.lower_case = {tokenizer['lower_case']}",
+            f"pretrain.tokenizer_kind = {tokenizer['kind']!r}",
+            f"pretrain.vocab_path = {vocab_path!r}",
         ]
+        if tokenizer["lower_case"] != (tokenizer["kind"] != "bpe"):
+            lines.append("# Note: plm_tf.train always uses the kind's default casing (lowercasing WordPiece and "
+                         "SentencePiece).")
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
 
@@ -271,8 +298,10 @@ def read_plm_tf(input_path, model_type, gin_files=(), gin_params=()):
     """Rebuilds a plm_tf model from its gin configuration and restores its checkpoint.
 
     Args:
-        input_path: a checkpoint prefix, or a directory (a converted model's folder or a trainer's model_dir).
-        model_type: the family, recorded in the returned spec.
+        input_path: a checkpoint prefix, or a directory: a converted model's folder (model.json) or a fine-tuning
+            model_dir (task.json: its encoder, as a bare encoder), both read without gin; or a trainer's model_dir.
+        model_type: the family, recorded in the returned spec; None = the one the directory records (a trainer
+            run: the family its objective and tokenizer stand for).
         gin_files: the gin files the model was built with; default `<checkpoint folder>/model.gin`.
         gin_params: extra bindings. An unbound `encoder_config.vocab_size` (the trainer takes it from the
             vocabulary) is read from the checkpoint's word table.
@@ -283,8 +312,14 @@ def read_plm_tf(input_path, model_type, gin_files=(), gin_params=()):
     import gin
     import tensorflow as tf
 
+    from plm_tf.convert import model_dir
     from plm_tf.gin_config import ConfigError, parse_gin
 
+    if not gin_files and not gin_params and (model_dir.is_model_dir(input_path) or os.path.isfile(
+            os.path.join(os.path.dirname(os.fspath(input_path)), model_dir.MANIFEST))):
+        return _read_model_dir(input_path, model_type)
+    if model_type is None:
+        model_type = model_dir.open_model_dir(input_path, ConversionError).spec.model_type
     check_model_type(model_type)
     prefix = resolve_checkpoint(input_path)
     directory = os.path.dirname(prefix)
@@ -343,3 +378,26 @@ def read_plm_tf(input_path, model_type, gin_files=(), gin_params=()):
             f"{str(error).splitlines()[0][:500]}"
         ) from None
     return model, spec, directory
+
+
+def _read_model_dir(input_path, model_type):
+    """read_plm_tf for a converted folder or a fine-tuning run: the model the directory describes, restored."""
+    import tensorflow as tf
+
+    from plm_tf.convert.model_dir import open_model_dir, restore
+
+    found = open_model_dir(input_path, ConversionError)
+    spec = found.spec
+    if model_type is not None and spec.model_type not in (None, model_type):
+        raise ConversionError(f"--model_type={model_type}, but {found.directory} holds a {spec.model_type} model.")
+    spec.model_type = spec.model_type or model_type
+    if spec.model_type is None:
+        raise ConversionError(f"{found.directory} does not record its model family: pass --model_type.")
+    check_model_type(spec.model_type)
+    model = build_model(spec)
+    if found.kind == "finetuning":  # the encoder of the best epoch's ClassifierModel
+        restore(found.prefix, {"model": tf.train.Checkpoint(encoder=model)}, ConversionError,
+                scope=("model/encoder/",), what="the encoder of task.json")
+    else:
+        restore(found.prefix, checkpoint_roots(model, spec), ConversionError, what="the model of model.json")
+    return model, spec, found.directory

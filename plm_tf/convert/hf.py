@@ -408,9 +408,12 @@ def _generator_fraction(discriminator, generator_config, source):
     return fraction
 
 
-def hf_to_plm_tf(input_dir, output_dir, model_type, generator_input=None):
+def hf_to_plm_tf(input_dir, output_dir, model_type=None, generator_input=None, do_lower_case=None):
     """Converts an HF model folder (and, for ELECTRA, optionally the generator's folder) into a plm_tf model
-    folder (see plm_tf.convert.common). Returns (model, spec)."""
+    folder (see plm_tf.convert.common). `model_type` None = config.json's; `do_lower_case` None = the casing
+    the source records (plm_tf.convert.vocab). Returns (model, spec)."""
+    if model_type is None:
+        model_type = _config_model_type(input_dir)
     check_model_type(model_type)
     config, tensors = read_hf_dir(input_dir, model_type)
     spec, part = _spec_for(config, tensors, model_type, input_dir)
@@ -454,14 +457,42 @@ def hf_to_plm_tf(input_dir, output_dir, model_type, generator_input=None):
         check_all_used(generator_tensors, used, generator_input, _is_buffer)
     source = f"Hugging Face {os.path.abspath(input_dir)}" + (
         f" + generator {os.path.abspath(generator_input)}" if generator_input else "")
-    write_plm_tf(model, spec, output_dir, source, vocab_dirs=(input_dir, generator_input))
+    write_plm_tf(model, spec, output_dir, source, vocab_dirs=(input_dir, generator_input), do_lower_case=do_lower_case,
+                 sentence_embedding=_sentence_transformers_pooling(input_dir) if spec.objective is None else "auto")
     return model, spec
+
+
+def _config_model_type(input_dir):
+    path = os.path.join(input_dir, "config.json")
+    if not os.path.isfile(path):
+        raise ConversionError(f"{input_dir}: no config.json.")
+    with open(path, encoding="utf-8") as handle:
+        model_type = json.load(handle).get("model_type")
+    if model_type is None:
+        raise ConversionError(f"{path} has no model_type: pass --model_type.")
+    return model_type
+
+
+def _sentence_transformers_pooling(input_dir):
+    """The sentence embedding of a sentence-transformers folder (1_Pooling/config.json): "mean" or "cls";
+    "auto" for any other folder. Max pooling has no plm_tf equivalent and is refused."""
+    path = os.path.join(input_dir, "1_Pooling", "config.json")
+    if not os.path.isfile(path):
+        return "auto"
+    with open(path, encoding="utf-8") as handle:
+        pooling = json.load(handle)
+    modes = [key for key, value in pooling.items() if key.startswith("pooling_mode_") and value]
+    if modes == ["pooling_mode_mean_tokens"]:
+        return "mean"
+    if modes == ["pooling_mode_cls_token"]:
+        return "cls"
+    raise ConversionError(f"{path}: pooling {modes} has no plm_tf sentence_embedding (mean or cls).")
 
 
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def _write_hf(directory, config, tensors, vocab_dirs):
+def _write_hf(directory, config, tensors, vocab_dirs, tokenizer=None):
     import safetensors.numpy
 
     os.makedirs(directory, exist_ok=True)
@@ -469,7 +500,14 @@ def _write_hf(directory, config, tensors, vocab_dirs):
         json.dump(config, handle, indent=2, sort_keys=True)
         handle.write("\n")
     safetensors.numpy.save_file(tensors, os.path.join(directory, "model.safetensors"), metadata={"format": "pt"})
+    if tokenizer is not None and tokenizer.get("vocab") and os.path.isabs(tokenizer["vocab"]):
+        vocab_dirs = (os.path.dirname(tokenizer["vocab"]),)  # a fine-tuning run records its vocabulary's path
     copy_vocab(vocab_dirs, directory)
+    if tokenizer is not None and tokenizer.get("lower_case") is not None:
+        # transformers' tokenizer classes read the casing from here (BertTokenizer, AlbertTokenizer).
+        with open(os.path.join(directory, "tokenizer_config.json"), "w", encoding="utf-8") as handle:
+            json.dump({"do_lower_case": bool(tokenizer["lower_case"])}, handle)
+            handle.write("\n")
 
 
 def _albert_identity_mapping(model, spec, tensors):
@@ -484,10 +522,11 @@ def _albert_identity_mapping(model, spec, tensors):
         tensors[f"{prefix}encoder.embedding_hidden_mapping_in.bias"] = np.zeros(size, np.float32)
 
 
-def plm_tf_to_hf(model, spec, output_dir, generator_output=None, vocab_dirs=()):
+def plm_tf_to_hf(model, spec, output_dir, generator_output=None, vocab_dirs=(), tokenizer=None):
     """Writes `model` as HF config.json + model.safetensors into `output_dir`; an ELECTRA pretraining model
-    writes its discriminator there and, when `generator_output` is given, its generator there.
-    Returns the list of folders written."""
+    writes its discriminator there and, when `generator_output` is given, its generator there. The vocabulary
+    files of `vocab_dirs` are copied, and `tokenizer` (a model.json tokenizer record) writes
+    tokenizer_config.json's do_lower_case. Returns the list of folders written."""
     family, objective = spec.model_type, spec.objective
     if (family, objective) not in _ARCHITECTURES:
         raise ConversionError(f"HF {family} has no model for the {objective!r} objective (no such head).")
@@ -499,7 +538,7 @@ def plm_tf_to_hf(model, spec, output_dir, generator_output=None, vocab_dirs=()):
     tensors = export_slots(model_slots(model, spec))
     _albert_identity_mapping(model, spec, tensors)
     config = hf_config(spec.encoder_config, family, _ARCHITECTURES[(family, objective)])
-    _write_hf(output_dir, config, tensors, vocab_dirs)
+    _write_hf(output_dir, config, tensors, vocab_dirs, tokenizer)
     written.append(output_dir)
     if objective == "electra" and generator_output is not None:
         if not spec.has_generator:
@@ -507,6 +546,7 @@ def plm_tf_to_hf(model, spec, output_dir, generator_output=None, vocab_dirs=()):
         generator = dict(model.generator.get_config())
         generator = {key: generator[key] for key in spec.encoder_config}
         tensors = export_slots(model_slots(model, spec, "generator"))
-        _write_hf(generator_output, hf_config(generator, family, "ElectraForMaskedLM"), tensors, vocab_dirs)
+        _write_hf(generator_output, hf_config(generator, family, "ElectraForMaskedLM"), tensors, vocab_dirs,
+                  tokenizer)
         written.append(generator_output)
     return written

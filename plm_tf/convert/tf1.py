@@ -260,8 +260,11 @@ def infer_spec(tensors, family, config, source):
     return ModelSpec(family, encoder, "mlm")
 
 
-def tf1_to_plm_tf(input_path, output_dir, model_type, config_file=None):
-    """Converts a Google TF1 checkpoint (prefix or folder) into a plm_tf model folder. Returns (model, spec)."""
+def tf1_to_plm_tf(input_path, output_dir, model_type, config_file=None, do_lower_case=None):
+    """Converts a Google TF1 checkpoint (prefix or folder) into a plm_tf model folder. Returns (model, spec).
+
+    `do_lower_case` None takes the casing from the config's `do_lower_case`, else google-research/bert's release
+    folder names, else the family default (plm_tf.convert.vocab)."""
     check_model_type(model_type)
     if model_type == "roberta":
         raise ConversionError("RoBERTa was released by fairseq, not as a TF1 checkpoint; convert the Hugging Face "
@@ -273,5 +276,6 @@ def tf1_to_plm_tf(input_path, output_dir, model_type, config_file=None):
     used = load_slots(model_slots(model, spec), tensors, prefix)
     check_all_used(tensors, used, prefix)
     source = f"TF1 checkpoint {os.path.abspath(prefix)}" + (f" with {os.path.abspath(config_path)}" if config_path else "")
-    write_plm_tf(model, spec, output_dir, source, vocab_dirs=(os.path.dirname(prefix),))
+    write_plm_tf(model, spec, output_dir, source, vocab_dirs=(os.path.dirname(prefix),), do_lower_case=do_lower_case,
+                 tf1_config=config, tf1_path=prefix)
     return model, spec

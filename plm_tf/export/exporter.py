@@ -127,6 +127,25 @@ def load_from_checkpoint(checkpoint, gin_files=None, gin_params=()):
     return model, tokenizer
 
 
+def load_model_dir(checkpoint):
+    """(model, tokenizer, recorded sentence_embedding) of a converted model folder (model.json), restored.
+
+    The model is what model.json describes: a pretraining model, or a bare `TransformerEncoder`. An ELECTRA
+    converted without its generator restores the discriminator and its head only (the generator is not served).
+
+    Raises:
+        ExportError: no vocabulary, or a checkpoint that does not fit model.json (naming the variables).
+    """
+    from plm_tf.convert.common import build_model, checkpoint_roots
+    from plm_tf.convert.model_dir import open_model_dir, restore
+
+    found = open_model_dir(checkpoint, ExportError)
+    tokenizer = found.require_tokenizer(ExportError).load()
+    model = build_model(found.spec)
+    restore(found.prefix, checkpoint_roots(model, found.spec), ExportError, what="the model of model.json")
+    return model, tokenizer, found.sentence_embedding
+
+
 def restore_model_weights(model, path):
     """Restores every weight of `model` from the trainer checkpoint `path` (optimizer and data state ignored).
 

@@ -35,6 +35,8 @@ Signatures of `ServingModule` (B = batch, T = max_seq_length, H = hidden size, V
           → sequence_output float32 [B, T, H], sentence_embedding float32 [B, H], tokens, input_mask, truncated
       for "mlm", "mlm_nsp", "mlm_sop": serving_default = encode, and
       token_ids(...) → logits float32 [B, T', V] (masked-LM logits at every position), sequence_output
+    a bare encoder (objective None: a converted `BertModel`, a sentence-transformers model)
+      serving_default = encode, encode_pairs, and token_ids(...) → sequence_output float32 [B, T', H]
 
 `sentence_embedding` ("auto" by default):
     "pooled"  the encoder's tanh pooler on the first token; "auto" uses it where pretraining trained it
@@ -42,11 +44,14 @@ Signatures of `ServingModule` (B = batch, T = max_seq_length, H = hidden size, V
     "mean"    mean of sequence_output over real tokens (input_mask = 1, specials included); "auto" uses it for
               ELECTRA (no pooler) and RoBERTa (its pooler is never trained by the masked-LM objective).
     "cls"     sequence_output at the first token ([CLS] / <s>), without the pooler.
+A bare encoder's "auto" is "pooled" when it has a pooler, else "mean"; a converted sentence-transformers model
+records its own pooling mode in model.json, which `python -m plm_tf.export` passes here.
 An empty batch (B = 0) returns empty outputs of the documented shapes.
 """
 import keras
 import tensorflow as tf
 
+from plm_tf.models.encoder import TransformerEncoder
 from plm_tf.models.pretraining import ElectraPretrainer, MaskedLMPretrainer
 
 LAYOUTS = ("bert", "roberta")
@@ -188,7 +193,7 @@ def resolve_sentence_embedding(mode, objective, has_pooler):
     if mode not in SENTENCE_EMBEDDINGS:
         raise ExportError(f"sentence_embedding must be one of {SENTENCE_EMBEDDINGS}, got {mode!r}.")
     if mode == "auto":
-        return "pooled" if objective in _TRAINED_POOLER and has_pooler else "mean"
+        return "pooled" if (objective in _TRAINED_POOLER or objective is None) and has_pooler else "mean"
     if mode == "pooled" and not has_pooler:
         raise ExportError("sentence_embedding='pooled' needs an encoder with a pooler; this one has none.")
     return mode
@@ -198,16 +203,20 @@ def serving_parts(model):
     """Splits a pretraining model into what is served.
 
     Args:
-        model: a built `ElectraPretrainer` or `MaskedLMPretrainer`.
+        model: a built `ElectraPretrainer`, `MaskedLMPretrainer` or bare `TransformerEncoder`.
     Returns:
         (objective, encoder, head): the ELECTRA discriminator and its ReplacedTokenHead (the generator is not
-        exported), or the MLM encoder and its tied MaskedLMHead (an NSP/SOP head is not exported).
+        exported), the MLM encoder and its tied MaskedLMHead (an NSP/SOP head is not exported), or
+        (None, the encoder, None).
     """
+    if isinstance(model, TransformerEncoder):
+        return None, model, None
     if isinstance(model, ElectraPretrainer):
         return "electra", model.discriminator, model.discriminator_head
     if isinstance(model, MaskedLMPretrainer):
         return model.objective, model.encoder, model.masked_lm_head
-    raise ExportError(f"Cannot export {type(model).__name__}: expected an ElectraPretrainer or MaskedLMPretrainer.")
+    raise ExportError(f"Cannot export {type(model).__name__}: expected an ElectraPretrainer, MaskedLMPretrainer or "
+                      f"TransformerEncoder.")
 
 
 def layout_for(tokenizer):
@@ -220,7 +229,7 @@ class ServingModule(tf.Module):
     """The exported object: tokenizer + encoder (+ head) with the signatures of the module docstring.
 
     Args:
-        model: a built `ElectraPretrainer` or `MaskedLMPretrainer` (weights already restored).
+        model: a built `ElectraPretrainer`, `MaskedLMPretrainer` or `TransformerEncoder` (weights restored).
         tokenizer: a `plm_tf.data.tokenizers` tokenizer whose `vocab_size` equals the model's.
         max_seq_length: T of the text signatures; at most the encoder's position table (minus its offset).
         sentence_embedding: one of SENTENCE_EMBEDDINGS.
@@ -261,8 +270,9 @@ class ServingModule(tf.Module):
         self.tokenizer = tokenizer
         # The tf.Variables under the Keras variables: a Keras variable exports as a second, differently named copy
         # that the TF1 loader restores while the functions keep reading the first (uninitialised under TF Serving).
-        self.model_variables = [_tf_variable(v) for v in list(encoder.variables) + list(head.variables)]
-        config = {"max_seq_length": max_seq_length, "objective": objective, "layout": self.layout_name,
+        head_variables = list(head.variables) if head is not None else []
+        self.model_variables = [_tf_variable(v) for v in list(encoder.variables) + head_variables]
+        config = {"max_seq_length": max_seq_length, "objective": objective or "none", "layout": self.layout_name,
                   "sentence_embedding": mode, "tokenizer_kind": tokenizer.kind}
         self.serving_config = tf.function(
             lambda: {key: tf.constant(value) for key, value in config.items()}, input_signature=[])
@@ -313,18 +323,19 @@ class ServingModule(tf.Module):
 
         Returns:
             (sequence_output float [B, T, H], pooled_output float [B, H] or None, head output: ELECTRA logits
-            float [B, T] or masked-LM logits float [B, T, V]).
+            float [B, T], masked-LM logits float [B, T, V], or None for a bare encoder).
         """
         encoder, head = self._keras.encoder, self._keras.head
         out = encoder({"input_ids": ids, "input_mask": mask, "segment_ids": type_ids}, training=False)
         seq = out["sequence_output"]
-        if self._settings["objective"] == "electra":
-            logits = head(seq)
+        if head is None:
+            logits = None
+        elif self._settings["objective"] == "electra":
+            logits = tf.cast(head(seq), tf.float32)
         else:
-            logits = head(seq, encoder.embedding_table, None)
+            logits = tf.cast(head(seq, encoder.embedding_table, None), tf.float32)
         pooled = out.get("pooled_output")
-        return (tf.cast(seq, tf.float32), None if pooled is None else tf.cast(pooled, tf.float32),
-                tf.cast(logits, tf.float32))
+        return tf.cast(seq, tf.float32), None if pooled is None else tf.cast(pooled, tf.float32), logits
 
     def _tokens(self, features):
         strings = self.tokenizer.id_to_token(features["input_word_ids"])
@@ -369,6 +380,8 @@ class ServingModule(tf.Module):
 
     def _token_ids(self, input_word_ids, input_mask, input_type_ids):
         seq, _, logits = self._run_encoder(input_word_ids, input_mask, input_type_ids)
+        if logits is None:
+            return {"sequence_output": seq}
         return {"logits": logits, "sequence_output": seq}
 
 
@@ -396,16 +409,18 @@ def keras_reference(model, features, sentence_embedding_mode="mean"):
         sentence_embedding_mode: "pooled", "mean" or "cls".
     Returns:
         dict of numpy-convertible tensors: "sequence_output" [B, T, H], "sentence_embedding" [B, H], "logits"
-        ([B, T] for ELECTRA, [B, T, V] otherwise).
+        ([B, T] for ELECTRA, [B, T, V] for a masked LM, absent for a bare encoder).
     """
     objective, encoder, head = serving_parts(model)
     out = encoder({"input_ids": features["input_word_ids"], "input_mask": features["input_mask"],
                    "segment_ids": features["input_type_ids"]}, training=False)
     seq = out["sequence_output"]
-    logits = head(seq) if objective == "electra" else head(seq, encoder.embedding_table, None)
-    return {
+    answers = {
         "sequence_output": seq,
         "sentence_embedding": sentence_embedding(seq, features["input_mask"], sentence_embedding_mode,
                                                  out.get("pooled_output")),
-        "logits": keras.ops.convert_to_tensor(logits),
     }
+    if head is not None:
+        logits = head(seq) if objective == "electra" else head(seq, encoder.embedding_table, None)
+        answers["logits"] = keras.ops.convert_to_tensor(logits)
+    return answers

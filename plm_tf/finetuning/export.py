@@ -13,7 +13,10 @@ Outputs of `serving_default` (B = batch):
     classification: logits float32 [B, C], probabilities float32 [B, C], label_id int32 [B],
                     label string [B] (the task's label names, e.g. "0"/"1" or "True"/"False"/"Neither")
     regression:     score float32 [B]
-The exported module also keeps `label_names` (string [C]; empty for regression) and `seq_len` as attributes.
+The loaded module also has the attributes `label_names` (a string [C] variable; empty for regression),
+`seq_len` (an int32 scalar variable) and `is_pair` (a bool scalar variable), and the signatures
+`encode` (text [B]) / `encode_pairs` (text_a, text_b [B]) → sequence_output float32 [B, T, H] and
+sentence_embedding float32 [B, H] (the representation the classifier head reads), input_mask int32 [B, T].
 
 The SavedModel also loads in TensorFlow Serving's TF1 loader with every variable initialised.
 
@@ -49,15 +52,39 @@ class ClassifierServingModule(tf.Module):
         self.model_variables = [variable.value for variable in model.variables]
         self._keras = _Untracked(model=model)
         self.tokenizer = tokenizer
-        self.seq_len = seq_len
-        self.is_pair = is_pair
+        self._seq_len = int(seq_len)
         self.is_regression = label_names is None
-        self.label_names = tf.constant(list(label_names or []), tf.string)
+        # Variables, not constants: a tf.Module keeps only trackables through tf.saved_model.save.
+        self.label_names = tf.Variable(tf.constant(list(label_names or []), tf.string), trainable=False,
+                                       name="label_names")
+        self.seq_len = tf.Variable(self._seq_len, dtype=tf.int32, trainable=False, name="seq_len")
+        self.is_pair = tf.Variable(bool(is_pair), trainable=False, name="is_pair")
         text = tf.TensorSpec([None], tf.string)
         if is_pair:
             self.serving_default = tf.function(self._classify_pairs, input_signature=[text, text])
         else:
             self.serving_default = tf.function(self._classify, input_signature=[text])
+        self.encode = tf.function(self._encode, input_signature=[text])
+        self.encode_pairs = tf.function(self._encode_pairs, input_signature=[text, text])
+
+    def signatures(self):
+        """{name: concrete function} for tf.saved_model.save."""
+        return {"serving_default": self.serving_default.get_concrete_function(),
+                "encode": self.encode.get_concrete_function(),
+                "encode_pairs": self.encode_pairs.get_concrete_function()}
+
+    def _encoder_outputs(self, features):
+        model = self._keras.model
+        encoded = model.encoder(features, training=False)
+        return {"sequence_output": tf.cast(encoded["sequence_output"], tf.float32),
+                "sentence_embedding": tf.cast(model.sentence_representation(encoded), tf.float32),
+                "input_mask": features["input_mask"]}
+
+    def _encode(self, text):
+        return self._encoder_outputs(features_lib.encode_texts(self.tokenizer, text, None, self._seq_len))
+
+    def _encode_pairs(self, text_a, text_b):
+        return self._encoder_outputs(features_lib.encode_texts(self.tokenizer, text_a, text_b, self._seq_len))
 
     def _outputs(self, features):
         logits = tf.cast(self._keras.model(features, training=False), tf.float32)
@@ -68,10 +95,10 @@ class ClassifierServingModule(tf.Module):
                 "label": tf.gather(self.label_names, label_id)}
 
     def _classify(self, text):
-        return self._outputs(features_lib.encode_texts(self.tokenizer, text, None, self.seq_len))
+        return self._outputs(features_lib.encode_texts(self.tokenizer, text, None, self._seq_len))
 
     def _classify_pairs(self, text_a, text_b):
-        return self._outputs(features_lib.encode_texts(self.tokenizer, text_a, text_b, self.seq_len))
+        return self._outputs(features_lib.encode_texts(self.tokenizer, text_a, text_b, self._seq_len))
 
 
 class _Untracked:
@@ -84,13 +111,13 @@ class _Untracked:
 def export_classifier(model, tokenizer, label_names, seq_len, is_pair, export_dir):
     """Writes the SavedModel; returns `export_dir`."""
     module = ClassifierServingModule(model, tokenizer, label_names, seq_len, is_pair)
-    tf.saved_model.save(module, export_dir, signatures={"serving_default": module.serving_default})
+    tf.saved_model.save(module, export_dir, signatures=module.signatures())
     return export_dir
 
 
 def load_finetuned(model_dir):
     """(ClassifierModel with the best epoch's weights, tokenizer, task.json dict) of a fine-tuning run."""
-    from plm_tf.data import pipelines
+    from plm_tf.convert.model_dir import TokenizerSpec
 
     with tf.io.gfile.GFile(os.path.join(model_dir, "task.json")) as f:
         info = json.load(f)
@@ -103,7 +130,7 @@ def load_finetuned(model_dir):
                                       name="classifier")
     model.build()
     tf.train.Checkpoint(model=model).restore(best).assert_existing_objects_matched().expect_partial()
-    tokenizer = pipelines.load_tokenizer(info["tokenizer_kind"], info["vocab_path"])
+    tokenizer = TokenizerSpec(info["tokenizer_kind"], info["vocab_path"], info.get("lower_case")).load()
     return model, tokenizer, info
 
 

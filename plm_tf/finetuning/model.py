@@ -7,9 +7,10 @@ Sentence representation (what the head reads):
   as fairseq's head is new at fine-tuning time);
 - the first token's final hidden state for ELECTRA (no pooler).
 
-`restore_encoder(checkpoint)` builds the pretraining model from the run's `operative_config.gin`, restores the
-`model=` entry of a `python -m plm_tf.train` checkpoint and returns the encoder that fine-tuning keeps: the
-ELECTRA discriminator, or the masked-LM model's encoder.
+`restore_encoder(checkpoint)` returns the encoder that fine-tuning keeps from any plm_tf model directory
+(`plm_tf.convert.model_dir`): a converted folder's `encoder` entry (model.json), a fine-tuning run's best encoder
+(task.json), or — rebuilt from a `python -m plm_tf.train` run's `operative_config.gin` — the ELECTRA
+discriminator or the masked-LM model's encoder.
 """
 import os
 
@@ -83,25 +84,50 @@ def resolve_checkpoint(init_checkpoint):
 
 
 def restore_encoder(init_checkpoint):
-    """Restores the fine-tunable encoder of a `python -m plm_tf.train` run.
+    """Restores the fine-tunable encoder of any plm_tf model directory (`plm_tf.convert.model_dir`).
 
     Args:
-        init_checkpoint: a checkpoint prefix, or the run's model_dir (its latest checkpoint). The run's
-            `operative_config.gin` must sit beside the checkpoint.
+        init_checkpoint: a converted model folder (model.json), a fine-tuning model_dir (task.json: its best
+            epoch's encoder, to fine-tune further), or a `python -m plm_tf.train` checkpoint prefix / model_dir
+            (its `operative_config.gin` beside the checkpoint).
 
     Returns:
         (encoder, info): the `TransformerEncoder` with restored weights, and a dict with "checkpoint",
-        "objective", "tokenizer_kind", "vocab_path" (None = the embedded vocab) and "encoder_config".
+        "objective", "model_type", "tokenizer_kind", "vocab_path" (None = the embedded vocab), "lower_case"
+        (None = the kind's default) and "encoder_config".
 
-    Note: parses the run's gin config (gin is cleared); parse the fine-tuning gin files afterwards.
+    Note: may parse the run's gin config (gin is cleared); parse the fine-tuning gin files afterwards.
     """
+    from plm_tf.convert.model_dir import open_model_dir, restore
+
+    found = open_model_dir(init_checkpoint, CheckpointError)
+    if found.kind == "pretraining":
+        encoder, info = _restore_pretraining_encoder(found.prefix)
+        info["model_type"] = found.spec.model_type
+        return encoder, info
+    tokenizer = found.require_tokenizer(CheckpointError)
+    encoder = new_encoder(found.spec.encoder_config)
+    if found.kind == "converted":
+        restore(found.prefix, {"encoder": encoder}, CheckpointError, what="the encoder of model.json")
+    else:  # a fine-tuning run saved the whole ClassifierModel under `model`
+        restore(found.prefix, {"model": tf.train.Checkpoint(encoder=encoder)}, CheckpointError,
+                scope=("model/encoder/",), what="the encoder of task.json")
+    objective = found.spec.objective if found.kind == "converted" else None
+    info = {"checkpoint": found.prefix, "objective": objective, "model_type": found.spec.model_type,
+            "tokenizer_kind": tokenizer.kind, "vocab_path": tokenizer.vocab, "lower_case": tokenizer.lower_case,
+            "encoder_config": dict(found.spec.encoder_config)}
+    return encoder, info
+
+
+def _restore_pretraining_encoder(prefix):
+    """The encoder of a `python -m plm_tf.train` checkpoint, rebuilt from the run's operative_config.gin."""
     from plm_tf.data import pipelines
     from plm_tf.models.builders import build_pretraining_model
     from plm_tf.models.configs import encoder_config
     from plm_tf.training import precision
     from plm_tf.training.optimizers import create_optimizer
 
-    prefix, run_dir = resolve_checkpoint(init_checkpoint)
+    run_dir = os.path.dirname(prefix)
     operative = os.path.join(run_dir, "operative_config.gin")
     if not tf.io.gfile.exists(operative):
         raise CheckpointError(f"{operative} is missing: it gives the encoder configuration of {prefix}.")
@@ -127,7 +153,7 @@ def restore_encoder(init_checkpoint):
         raise CheckpointError(f"{prefix} does not match the model of {operative}: {message}") from None
     encoder = model.discriminator if objective == "electra" else model.encoder
     info = {"checkpoint": prefix, "objective": objective, "tokenizer_kind": tokenizer_kind,
-            "vocab_path": vocab_path, "encoder_config": dict(config, use_pooler=encoder.pooler is not None)}
+            "vocab_path": vocab_path, "lower_case": None, "encoder_config": dict(config, use_pooler=encoder.pooler is not None)}
     gin.clear_config()
     return encoder, info
 

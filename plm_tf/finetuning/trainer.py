@@ -45,19 +45,25 @@ class FinetuningError(ValueError):
     """A fine-tuning run that cannot start as configured; the message says what to change."""
 
 
-def _resolve_tokenizer(tokenizer_kind, vocab_path, encoder_info):
-    from plm_tf.data import pipelines
+def _resolve_tokenizer(tokenizer_kind, vocab_path, lower_case, encoder_info):
+    """(tokenizer, vocab_path, lower_case): the checkpoint's tokenizer (a `finetune.*` setting may only repeat
+    it), or for a random encoder the bound one (default WordPiece with the embedded vocabulary)."""
+    from plm_tf.convert.model_dir import TokenizerSpec
 
     if encoder_info is not None:
-        if tokenizer_kind not in (None, encoder_info["tokenizer_kind"]):
-            raise FinetuningError(
-                f"finetune.tokenizer_kind = {tokenizer_kind!r} but {encoder_info['checkpoint']} was pretrained with "
-                f"{encoder_info['tokenizer_kind']!r}; leave it unset to use the checkpoint's tokenizer.")
+        recorded = {"tokenizer_kind": encoder_info["tokenizer_kind"], "lower_case": encoder_info.get("lower_case")}
+        for name, value in (("tokenizer_kind", tokenizer_kind), ("lower_case", lower_case)):
+            if value is not None and recorded[name] is not None and value != recorded[name]:
+                raise FinetuningError(
+                    f"finetune.{name} = {value!r} but {encoder_info['checkpoint']} was pretrained with "
+                    f"{recorded[name]!r}; leave it unset to use the checkpoint's tokenizer.")
         kind = encoder_info["tokenizer_kind"]
         vocab_path = vocab_path if vocab_path is not None else encoder_info["vocab_path"]
+        lower_case = recorded["lower_case"] if recorded["lower_case"] is not None else lower_case
     else:
         kind = tokenizer_kind or "wordpiece"
-    return pipelines.load_tokenizer(kind, vocab_path), vocab_path
+    tokenizer = TokenizerSpec(kind, vocab_path, lower_case).load()
+    return tokenizer, vocab_path, getattr(tokenizer, "lower_case", False)
 
 
 def _random_encoder(tokenizer):
@@ -160,6 +166,7 @@ def finetune(
     tfds_data_dir=None,
     tokenizer_kind=None,
     vocab_path=None,
+    lower_case=None,
     label_names=None,
     log_every=50,
     seed=0,
@@ -191,8 +198,9 @@ def finetune(
         label_column: the TSV label column.
         positive_label: the class scored by binary F1 (None = "1", else the second sorted label).
         tfds_data_dir: data_dir of a prepared TFDS glue dataset.
-        tokenizer_kind / vocab_path: with a checkpoint, None means the checkpoint's; without, the tokenizer of
-            the random-init encoder (default WordPiece with the embedded vocab).
+        tokenizer_kind / vocab_path / lower_case: with a checkpoint, None means the checkpoint's; without, the
+            tokenizer of the random-init encoder (default WordPiece with the embedded vocab; lower_case None =
+            the kind's default). A converted model.gin binds all three.
         label_names: the classes in the order of the classifier's outputs, e.g. ['ham', 'spam']; None = the
             train labels, sorted, which must also be exactly the labels dev (and a labelled test) show.
         log_every: updates between progress lines within an epoch.
@@ -213,7 +221,7 @@ def finetune(
                                 label_column=label_column, regression=regression, positive_label=positive_label,
                                 label_names=label_names)
     task_data.subsample_train(max_train_examples, seed)
-    tokenizer, vocab_path = _resolve_tokenizer(tokenizer_kind, vocab_path, encoder_info)
+    tokenizer, vocab_path, lower_case = _resolve_tokenizer(tokenizer_kind, vocab_path, lower_case, encoder_info)
     if encoder is None:
         encoder, config = _random_encoder(tokenizer)
         init = "random"
@@ -263,8 +271,9 @@ def finetune(
     task_info = {
         "task": task, "label_names": task_data.label_names, "is_pair": task_data.is_pair,
         "positive_label": task_data.positive_label, "seq_len": seq_len, "tokenizer_kind": tokenizer.kind,
-        "vocab_path": vocab_path, "encoder_config": config, "num_classes": task_data.num_classes,
-        "dropout_rate": dropout_rate,
+        "vocab_path": vocab_path, "lower_case": lower_case, "encoder_config": config,
+        "num_classes": task_data.num_classes, "dropout_rate": dropout_rate,
+        "model_type": (encoder_info or {}).get("model_type"),
     }
     with tf.io.gfile.GFile(os.path.join(model_dir, "task.json"), "w") as f:
         json.dump(task_info, f, indent=2)

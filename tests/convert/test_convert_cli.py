@@ -37,7 +37,8 @@ class ConvertCommandTest(tf.test.TestCase):
         self.hf_generator = os.path.join(self.dir, "hf_generator")
         plm_tf_to_hf(self.model, spec, self.hf, generator_output=self.hf_generator)
         with open(os.path.join(self.hf, "vocab.txt"), "w") as handle:
-            handle.write("\n".join(f"tok{i}" for i in range(30)) + "\n")
+            specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+            handle.write("\n".join(specials + [f"tok{i}" for i in range(25)]) + "\n")
 
     def cli(self, *args):
         env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),

@@ -177,7 +177,7 @@ class TF1ConversionTest(tf.test.TestCase):
                           intermediate_size=48, hidden_act="gelu", max_position_embeddings=24, type_vocab_size=2,
                           hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, initializer_range=0.02)
         with open(os.path.join(self.dir, "tf1", "vocab.txt"), "w") as handle:
-            handle.write("[PAD]\n[UNK]\n")
+            handle.write("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n")
         converted, converted_spec = tf1_to_plm_tf(os.path.join(self.dir, "tf1"), os.path.join(self.dir, "out"), "bert")
         self.assertEqual(converted_spec.objective, "mlm_nsp")
         self.assertEqual(converted_spec.encoder_config["activation"], "gelu_tanh")  # BERT's gelu is the tanh form

@@ -134,6 +134,22 @@ class EncodeEveryFamilyTest(tf.test.TestCase):
         with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "same length"):
             module.encode_pairs(tf.constant(["a", "b"]), tf.constant(["c"]))
 
+    def test_bare_encoder(self):
+        """A converted `BertModel` / sentence-transformers encoder: encode with its pooler, no head."""
+        model, tokenizer = export_helpers.tiny_model("mlm_nsp")
+        encoder = model.encoder
+        module = ServingModule(encoder, tokenizer, max_seq_length=24)
+        self.assertEqual(module._settings["mode"], "pooled")
+        self.assertEqual(sorted(module.signatures()), ["encode", "encode_pairs", "serving_default", "token_ids"])
+        features = module.pack(tf.constant(self.TEXTS_A), tf.constant(self.TEXTS_B))
+        out = module.encode_pairs(tf.constant(self.TEXTS_A), tf.constant(self.TEXTS_B))
+        reference = serving.keras_reference(encoder, features, "pooled")
+        self.assertNotIn("logits", reference)
+        self.assertAllClose(out["sentence_embedding"], reference["sentence_embedding"], atol=1e-5)
+        answer = module.token_ids(features["input_word_ids"], features["input_mask"], features["input_type_ids"])
+        self.assertEqual(sorted(answer), ["sequence_output"])
+        self.assertEqual(ServingModule(encoder, tokenizer, 24, "mean")._settings["mode"], "mean")
+
     def test_masked_lm_logits_from_token_ids(self):
         model, tokenizer = export_helpers.tiny_model("mlm")
         module = ServingModule(model, tokenizer, max_seq_length=16)
@@ -164,6 +180,8 @@ class ServingModuleErrorsTest(tf.test.TestCase):
         with self.assertRaisesRegex(ExportError, "8000 tokens but the model's vocab_size is 8445"):
             ServingModule(self.model, pipelines.load_tokenizer("bpe"))
 
-    def test_not_a_pretraining_model(self):
-        with self.assertRaisesRegex(ExportError, "Cannot export TransformerEncoder"):
-            ServingModule(self.model.discriminator, self.tokenizer)
+    def test_not_a_pretraining_model_or_encoder(self):
+        import keras
+
+        with self.assertRaisesRegex(ExportError, "Cannot export Dense: expected an ElectraPretrainer"):
+            ServingModule(keras.layers.Dense(2), self.tokenizer)

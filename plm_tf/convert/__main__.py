@@ -75,8 +75,17 @@ def run(source, target, model_type, input_path, output, generator_input=None, ge
     model, spec, folder = read_plm_tf(input_path, model_type, gin_files, gin_params)
     if spec.objective == "electra" and spec.has_generator and generator_output is None:
         logging.warning("The ELECTRA generator is not written: pass --generator_output to keep it.")
-    return plm_tf_to_hf(model, spec, output, generator_output=generator_output, vocab_dirs=(folder,),
-                        tokenizer=_tokenizer_record(folder))
+    written = plm_tf_to_hf(model, spec, output, generator_output=generator_output, vocab_dirs=(folder,),
+                           tokenizer=_tokenizer_record(folder))
+    from plm_tf.convert.hf_tokenizer import tokenizer_of, write_hf_tokenizer
+
+    tokenizer = tokenizer_of(folder, spec.objective)
+    if tokenizer is None:
+        logging.warning("%s has no vocabulary: the export has no tokenizer files for AutoTokenizer.", folder)
+        return written
+    for directory in written:  # AutoTokenizer / pipeline() read these files
+        write_hf_tokenizer(directory, spec.model_type, spec.encoder_config, tokenizer)
+    return written
 
 
 def _tokenizer_record(folder):

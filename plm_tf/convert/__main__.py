@@ -8,8 +8,9 @@ Into plm_tf (writes OUTPUT/ckpt.*, OUTPUT/checkpoint, OUTPUT/model.gin and the v
         [--config=albert_base/albert_config.json] --output=converted/albert_base
 
 Back out (writes OUTPUT/config.json + OUTPUT/model.safetensors, loadable with transformers'
-`from_pretrained`; an ELECTRA pretraining model writes its discriminator to --output and, with
---generator_output, its generator there):
+`from_pretrained`, and the tokenizer files for `AutoTokenizer` / `pipeline()` (`plm_tf.convert.hf_tokenizer`);
+an ELECTRA pretraining model writes its discriminator to --output and, with --generator_output, its generator
+there):
 
     python -m plm_tf.convert --from=plm_tf --to=hf --model_type=electra --input=converted/electra_base \\
         [--gin_file=...] [--gin_param=...] --output=hf/electra_base [--generator_output=hf/electra_base_gen]

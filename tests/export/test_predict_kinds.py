@@ -128,3 +128,21 @@ class OtherExportsTest(tf.test.TestCase):
         self.assertAllClose(probabilities.sum(), 1.0, atol=1e-5)
         with self.assertRaisesRegex(ValueError, "single texts"):
             predict(path, ["a", "b"], pair=True)
+
+
+class ExportFactsTest(tf.test.TestCase):
+
+    def test_facts_describe_the_served_model(self):
+        from plm_tf.export.exporter import export_facts
+
+        model, tokenizer = tiny_model("mlm_nsp")
+        facts = export_facts(model, tokenizer, max_seq_length=16)
+        self.assertEqual(facts["title"], "BERT serving export (SavedModel)")
+        self.assertIn("fill_mask", facts["summary"])
+        self.assertEqual((facts["model"]["objective"], facts["model"]["hidden"], facts["model"]["max_seq_length"],
+                          facts["model"]["sentence_embedding"]),
+                         ("mlm_nsp", model.encoder.hidden_size, 16, "pooled"))
+        self.assertEqual(facts["vocab"], {"tokenizer": "wordpiece", "size": tokenizer.vocab_size, "lowercases": True})
+        bare = export_facts(model.encoder, tokenizer, sentence_embedding="mean")
+        self.assertEqual((bare["title"], bare["model"]["sentence_embedding"]),
+                         ("bare encoder serving export (SavedModel)", "mean"))

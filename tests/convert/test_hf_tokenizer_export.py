@@ -119,3 +119,13 @@ class HfTokenizerExportTest(tf.test.TestCase):
         self.assertEqual(os.listdir(out), [])
         written = write_hf_tokenizer(out, "bert", dict(config, vocab_size=8445), TokenizerSpec("wordpiece", None, False))
         self.assertEqual(written, ["special_tokens_map.json", "tokenizer_config.json", "vocab.txt"])
+
+    def test_feature_extraction_pipeline_matches_the_encoder(self):
+        out, tokenizer, model = self.convert("albert")
+        extract = transformers.pipeline("feature-extraction", model=out, framework="pt")
+        features = np.asarray(extract("Emma walked to Hartfield.")[0])
+        ids = tf.constant([[tokenizer.cls_id] + tokenizer.tokenize(tf.constant(["Emma walked to Hartfield."]))
+                          .to_list()[0] + [tokenizer.sep_id]], tf.int32)
+        reference = model.encoder({"input_ids": ids, "input_mask": tf.ones_like(ids),
+                                   "segment_ids": tf.zeros_like(ids)}, training=False)["sequence_output"]
+        np.testing.assert_allclose(features, reference.numpy()[0], atol=1e-4)

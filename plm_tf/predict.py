@@ -46,15 +46,30 @@ def format_encoding(outputs, index, values=4):
             f"  sentence_embedding [{embedding.shape[0]}]: [{shown}{', ...' if embedding.shape[0] > values else ''}]"]
 
 
-def format_fill_mask(outputs, index, mask_token):
-    """Lines for text `index` of a fill_mask answer (dict of numpy arrays): one line per mask, its top tokens."""
+def readable_token(token, kind):
+    """A token string as text: byte-level BPE symbols (GPT-2's bytes_to_unicode, "Ġ" = space) back to the
+    UTF-8 text they stand for (the word-start space dropped: "Ġcat" → "cat"); other kinds as they are."""
+    token = token.decode("utf-8", "replace")
+    if kind != "bpe":
+        return token
+    from plm_tf.data.tokenizers.byte_bpe import bytes_to_unicode
+
+    to_byte = {char: byte for byte, char in bytes_to_unicode().items()}
+    if not all(char in to_byte for char in token):  # a special token such as <mask>
+        return token
+    return bytes(to_byte[char] for char in token).decode("utf-8", "replace").strip()
+
+
+def format_fill_mask(outputs, index, mask_token, kind="wordpiece"):
+    """Lines for text `index` of a fill_mask answer (dict of numpy arrays): one line per mask, its top tokens
+    with their probabilities (`kind`: the tokenizer kind, for `readable_token`)."""
     positions = [t for t, is_mask in enumerate(outputs["is_mask"][index]) if is_mask]
     truncated = " (truncated)" if outputs["truncated"][index] else ""
     if not positions:
         return [f"  no {mask_token} in the text{truncated}: write {mask_token} where a token should be predicted"]
     lines = []
     for number, t in enumerate(positions, 1):
-        shown = "  ".join(f"{token.decode('utf-8', 'replace')} {p:.3f}" for token, p in
+        shown = "  ".join(f"{readable_token(token, kind)} {p:.3f}" for token, p in
                           zip(outputs["top_tokens"][index][t], outputs["top_probabilities"][index][t]))
         lines.append(f"  {mask_token} {number}: {shown}")
     if truncated:
@@ -99,13 +114,14 @@ def _predict_fill_mask(loaded, texts, top_k):
 
     from plm_tf.export.serving import MASK_TOKENS
 
-    mask_token = MASK_TOKENS[loaded.serving_config()["tokenizer_kind"].numpy().decode("utf-8")]
+    kind = loaded.serving_config()["tokenizer_kind"].numpy().decode("utf-8")
+    mask_token = MASK_TOKENS[kind]
     outputs = {k: v.numpy() for k, v in loaded.signatures["fill_mask"](
         text=tf.constant(texts), top_k=tf.constant(top_k, tf.int32)).items()}
     lines = []
     for i, text in enumerate(texts):
         lines.append(repr(text))
-        lines.extend(format_fill_mask(outputs, i, mask_token))
+        lines.extend(format_fill_mask(outputs, i, mask_token, kind))
     return lines
 
 

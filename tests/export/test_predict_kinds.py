@@ -5,6 +5,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from plm_tf.data.tokenizers.byte_bpe import bytes_to_unicode
 from plm_tf.export.exporter import export_saved_model
 from plm_tf.export.serving import keras_reference, pack_segments
 from plm_tf.predict import predict
@@ -84,7 +85,14 @@ class FillMaskTest(tf.test.TestCase):
         self.assertEqual(lines[1].split()[2], first)
         self.assertLen(lines[1].split(), 2 + 2 * 2)
         self.assertIn("no [MASK] in the text", lines[4])
-        self.assertIn("<mask> 1: ", predict(self.models["mlm"][2], ["A <mask>."])[1])
+        roberta = predict(self.models["mlm"][2], ["A <mask>."], top_k=1)[1]
+        out = self.fill("mlm", ["A <mask>."], top_k=1)
+        position = np.flatnonzero(out["is_mask"][0])[0]
+        token = out["top_tokens"][0, position, 0].decode()
+        self.assertEqual(roberta.split()[:2], ["<mask>", "1:"])
+        # the byte-level symbols are shown as text: "Ġcat" → "cat"
+        readable = bytes({c: b for b, c in bytes_to_unicode().items()}[c] for c in token).decode().strip()
+        self.assertEqual(roberta, f"  <mask> 1: {readable} {out['top_probabilities'][0, position, 0]:.3f}")
         # pairs still print the embedding summary
         self.assertIn("sentence_embedding", "\n".join(predict(path, ["a", "b"], pair=True)))
         with self.assertRaisesRegex(ValueError, "top_k"):

@@ -129,3 +129,23 @@ class HfTokenizerExportTest(tf.test.TestCase):
         reference = model.encoder({"input_ids": ids, "input_mask": tf.ones_like(ids),
                                    "segment_ids": tf.zeros_like(ids)}, training=False)["sequence_output"]
         np.testing.assert_allclose(features, reference.numpy()[0], atol=1e-4)
+
+    def test_cased_fine_tuning_run(self):
+        """A fine-tuning model_dir (task.json) records its tokenizer; its casing reaches tokenizer_config.json."""
+        import json
+
+        from plm_tf.finetuning.model import ClassifierModel, new_encoder
+
+        run_dir = tempfile.mkdtemp(dir=self.get_temp_dir())
+        tokenizer = load_tokenizer("wordpiece", assets.default_vocab_path("wordpiece"), lower_case=False)
+        config = spec_for("bert", tokenizer.vocab_size).encoder_config
+        classifier = ClassifierModel(new_encoder(config), 2, name="classifier")
+        classifier.build()
+        tf.train.CheckpointManager(tf.train.Checkpoint(model=classifier), os.path.join(run_dir, "best"), 1).save()
+        with open(os.path.join(run_dir, "task.json"), "w") as handle:
+            json.dump({"model_type": "bert", "encoder_config": config, "tokenizer_kind": "wordpiece",
+                       "vocab_path": None, "lower_case": False}, handle)
+        out = os.path.join(run_dir, "hf")
+        run("plm_tf", "hf", None, run_dir, out)
+        hf = self.assert_same_ids(out, tokenizer, [CASED, "Mr. Darcy"])
+        self.assertFalse(hf.do_lower_case)

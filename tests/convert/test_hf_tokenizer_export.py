@@ -117,7 +117,8 @@ class HfTokenizerExportTest(tf.test.TestCase):
         config = spec_for("bert", 23).encoder_config
         self.assertEqual(write_hf_tokenizer(out, "bert", config, TokenizerSpec("wordpiece")), [])
         self.assertEqual(os.listdir(out), [])
-        written = write_hf_tokenizer(out, "bert", dict(config, vocab_size=8445), TokenizerSpec("wordpiece", None, False))
+        written = write_hf_tokenizer(out, "bert", dict(config, vocab_size=8445),
+                                     TokenizerSpec("wordpiece", None, False))
         self.assertEqual(written, ["special_tokens_map.json", "tokenizer_config.json", "vocab.txt"])
 
     def test_feature_extraction_pipeline_matches_the_encoder(self):

@@ -3,7 +3,10 @@
 For an ELECTRA export it prints, per text, every token with its probability of having been replaced (the
 discriminator's sigmoid), the text's score (mean over its own tokens, specials excluded) and whether it was
 truncated. `--pair` reads the texts two by two as (first, second) pairs. For an encoder export (RoBERTa,
-ALBERT, BERT, a converted bare encoder) it prints the tokens and the first values of the sentence embedding.
+ALBERT, BERT, a converted bare encoder) it prints the tokens and the first values of the sentence embedding,
+except for single texts given to a masked-LM export (RoBERTa, BERT, ALBERT pretrained by `plm_tf.train`): there
+every mask token of the text (`[MASK]`, RoBERTa `<mask>`) gets its `--top_k` most probable tokens with their
+probabilities (the export's `fill_mask` signature).
 For a fine-tuned classifier (`python -m plm_tf.export --checkpoint=FINETUNE_RUN`, or `plm_tf.finetune
 --export_dir`) it prints the predicted label and the class probabilities (the score for regression).
 """
@@ -15,6 +18,7 @@ from plm_tf.cli import exit_with_error
 
 flags.DEFINE_string("saved_model", None, "a SavedModel written by `python -m plm_tf.export`.")
 flags.DEFINE_boolean("pair", False, "treat the texts as consecutive (first, second) pairs.")
+flags.DEFINE_integer("top_k", 5, "masked-LM exports: how many tokens to show per mask.")
 flags.mark_flag_as_required("saved_model")
 FLAGS = flags.FLAGS
 
@@ -40,6 +44,37 @@ def format_encoding(outputs, index, values=4):
     truncated = " (truncated)" if outputs["truncated"][index] else ""
     return [f"  tokens: {' '.join(tokens)}{truncated}",
             f"  sentence_embedding [{embedding.shape[0]}]: [{shown}{', ...' if embedding.shape[0] > values else ''}]"]
+
+
+def readable_token(token, kind):
+    """A token string as text: byte-level BPE symbols (GPT-2's bytes_to_unicode, "Ġ" = space) back to the
+    UTF-8 text they stand for (the word-start space dropped: "Ġcat" → "cat"); other kinds as they are."""
+    token = token.decode("utf-8", "replace")
+    if kind != "bpe":
+        return token
+    from plm_tf.data.tokenizers.byte_bpe import bytes_to_unicode
+
+    to_byte = {char: byte for byte, char in bytes_to_unicode().items()}
+    if not all(char in to_byte for char in token):  # a special token such as <mask>
+        return token
+    return bytes(to_byte[char] for char in token).decode("utf-8", "replace").strip()
+
+
+def format_fill_mask(outputs, index, mask_token, kind="wordpiece"):
+    """Lines for text `index` of a fill_mask answer (dict of numpy arrays): one line per mask, its top tokens
+    with their probabilities (`kind`: the tokenizer kind, for `readable_token`)."""
+    positions = [t for t, is_mask in enumerate(outputs["is_mask"][index]) if is_mask]
+    truncated = " (truncated)" if outputs["truncated"][index] else ""
+    if not positions:
+        return [f"  no {mask_token} in the text{truncated}: write {mask_token} where a token should be predicted"]
+    lines = []
+    for number, t in enumerate(positions, 1):
+        shown = "  ".join(f"{readable_token(token, kind)} {p:.3f}" for token, p in
+                          zip(outputs["top_tokens"][index][t], outputs["top_probabilities"][index][t]))
+        lines.append(f"  {mask_token} {number}: {shown}")
+    if truncated:
+        lines.append("  (truncated: masks beyond the export's max_seq_length are not predicted)")
+    return lines
 
 
 def format_classification(outputs, index, label_names):
@@ -74,14 +109,34 @@ def _predict_classifier(loaded, texts, pair):
     return lines
 
 
-def predict(saved_model, texts, pair=False):
+def _predict_fill_mask(loaded, texts, top_k):
+    import tensorflow as tf
+
+    from plm_tf.export.serving import MASK_TOKENS
+
+    kind = loaded.serving_config()["tokenizer_kind"].numpy().decode("utf-8")
+    mask_token = MASK_TOKENS[kind]
+    outputs = {k: v.numpy() for k, v in loaded.signatures["fill_mask"](
+        text=tf.constant(texts), top_k=tf.constant(top_k, tf.int32)).items()}
+    lines = []
+    for i, text in enumerate(texts):
+        lines.append(repr(text))
+        lines.extend(format_fill_mask(outputs, i, mask_token, kind))
+    return lines
+
+
+def predict(saved_model, texts, pair=False, top_k=5):
     """Runs the export on `texts` and returns the printable lines (list of str)."""
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the tokenizers' ops before loading)
 
+    if top_k < 1:
+        raise ValueError(f"--top_k must be at least 1, got {top_k}.")
     loaded = tf.saved_model.load(saved_model)
     if hasattr(loaded, "label_names"):  # a fine-tuned classifier (plm_tf.finetuning.export)
         return _predict_classifier(loaded, texts, pair)
+    if "fill_mask" in loaded.signatures and not pair:  # a masked-LM export
+        return _predict_fill_mask(loaded, texts, top_k)
     electra = "serving_pairs" in loaded.signatures
     if pair:
         if len(texts) % 2:
@@ -106,7 +161,7 @@ def main(argv):
     if not texts:
         sys.exit('plm_tf.predict: give one or more texts, e.g. python -m plm_tf.predict --saved_model=DIR "a text"')
     try:
-        lines = predict(FLAGS.saved_model, texts, FLAGS.pair)
+        lines = predict(FLAGS.saved_model, texts, FLAGS.pair, FLAGS.top_k)
     except (ValueError, OSError) as error:
         exit_with_error("plm_tf.predict", error)
     print("\n".join(lines))

@@ -8,8 +8,9 @@ Into plm_tf (writes OUTPUT/ckpt.*, OUTPUT/checkpoint, OUTPUT/model.gin and the v
         [--config=albert_base/albert_config.json] --output=converted/albert_base
 
 Back out (writes OUTPUT/config.json + OUTPUT/model.safetensors, loadable with transformers'
-`from_pretrained`; an ELECTRA pretraining model writes its discriminator to --output and, with
---generator_output, its generator there):
+`from_pretrained`, and the tokenizer files for `AutoTokenizer` / `pipeline()` (`plm_tf.convert.hf_tokenizer`);
+an ELECTRA pretraining model writes its discriminator to --output and, with --generator_output, its generator
+there):
 
     python -m plm_tf.convert --from=plm_tf --to=hf --model_type=electra --input=converted/electra_base \\
         [--gin_file=...] [--gin_param=...] --output=hf/electra_base [--generator_output=hf/electra_base_gen]
@@ -75,8 +76,17 @@ def run(source, target, model_type, input_path, output, generator_input=None, ge
     model, spec, folder = read_plm_tf(input_path, model_type, gin_files, gin_params)
     if spec.objective == "electra" and spec.has_generator and generator_output is None:
         logging.warning("The ELECTRA generator is not written: pass --generator_output to keep it.")
-    return plm_tf_to_hf(model, spec, output, generator_output=generator_output, vocab_dirs=(folder,),
-                        tokenizer=_tokenizer_record(folder))
+    written = plm_tf_to_hf(model, spec, output, generator_output=generator_output, vocab_dirs=(folder,),
+                           tokenizer=_tokenizer_record(folder))
+    from plm_tf.convert.hf_tokenizer import tokenizer_of, write_hf_tokenizer
+
+    tokenizer = tokenizer_of(folder, spec.objective)
+    if tokenizer is None:
+        logging.warning("%s has no vocabulary: the export has no tokenizer files for AutoTokenizer.", folder)
+        return written
+    for directory in written:  # AutoTokenizer / pipeline() read these files
+        write_hf_tokenizer(directory, spec.model_type, spec.encoder_config, tokenizer)
+    return written
 
 
 def _tokenizer_record(folder):

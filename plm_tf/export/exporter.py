@@ -61,6 +61,40 @@ def export_saved_model(model, tokenizer, output_dir, max_seq_length=128, sentenc
     return output_dir
 
 
+# The family an export's objective stands for (None: a bare encoder, whose family the model does not record).
+_FAMILY = {"electra": "ELECTRA", "mlm": "RoBERTa", "mlm_nsp": "BERT", "mlm_sop": "ALBERT"}
+_ANSWERS = {"electra": "replaced-token detection (serving_default, serving_pairs)",
+            "mlm": "fill-mask (fill_mask)", "mlm_nsp": "fill-mask (fill_mask)", "mlm_sop": "fill-mask (fill_mask)",
+            None: "sentence embeddings (serving_default = encode)"}
+
+
+def export_facts(model, tokenizer, max_seq_length=128, sentence_embedding="auto"):
+    """What an export folder is, as the facts of a model card (the hook for `write_model_card(output_dir, facts)`).
+
+    Args: as `export_saved_model`.
+    Returns:
+        {"title", "summary", "model": {...}, "vocab": {...}, "load"}: the family and objective, the served
+        encoder's sizes, the tokenizer's kind, size and casing, and the `plm_tf.predict` / Python lines that
+        load the export.
+    """
+    from plm_tf.export.serving import resolve_sentence_embedding, serving_parts
+
+    objective, encoder, _ = serving_parts(model)
+    family = _FAMILY.get(objective, "bare encoder")
+    return {
+        "title": f"{family} serving export (SavedModel)",
+        "summary": f"Raw text in, {_ANSWERS[objective]} out; every signature also encodes (encode, "
+                   f"encode_pairs). Load it after `import tensorflow_text`.",
+        "model": {"objective": objective or "none", "layers": encoder.num_layers, "hidden": encoder.hidden_size,
+                  "heads": encoder.num_heads, "max_seq_length": max_seq_length,
+                  "sentence_embedding": resolve_sentence_embedding(sentence_embedding, objective,
+                                                                   encoder.pooler is not None)},
+        "vocab": {"tokenizer": tokenizer.kind, "size": tokenizer.vocab_size,
+                  "lowercases": getattr(tokenizer, "lower_case", False)},
+        "load": "python -m plm_tf.predict --saved_model=THIS_FOLDER \"a text\"",
+    }
+
+
 def resolve_checkpoint(checkpoint):
     """A checkpoint prefix (`.../ckpt-6`) as given, or the latest checkpoint of a model_dir; ExportError if none."""
     return checkpointing.resolve_checkpoint(checkpoint, ExportError)

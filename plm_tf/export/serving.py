@@ -35,6 +35,12 @@ Signatures of `ServingModule` (B = batch, T = max_seq_length, H = hidden size, V
           → sequence_output float32 [B, T, H], sentence_embedding float32 [B, H], tokens, input_mask, truncated
       for "mlm", "mlm_nsp", "mlm_sop": serving_default = encode, and
       token_ids(...) → logits float32 [B, T', V] (masked-LM logits at every position), sequence_output
+      fill_mask(text [B] string, top_k [] int32): every MASK_TOKENS[kind] ("[MASK]", RoBERTa "<mask>") in a text
+          becomes the mask id (the text between masks is tokenized piece by piece; byte-level BPE drops the
+          whitespace before a mask, as HF RoBERTa's <mask> with lstrip), K = min(top_k, V)
+          → top_ids int32 [B, T, K], top_tokens string [B, T, K], top_probabilities float32 [B, T, K]
+            (softmax of the masked-LM logits, sorted, at every position), is_mask bool [B, T] (the positions
+            of the masks), tokens, input_mask, truncated (a mask beyond T is dropped)
     a bare encoder (objective None: a converted `BertModel`, a sentence-transformers model)
       serving_default = encode, encode_pairs, and token_ids(...) → sequence_output float32 [B, T', H]
 
@@ -57,6 +63,11 @@ from plm_tf.models.pretraining import ElectraPretrainer, MaskedLMPretrainer
 LAYOUTS = ("bert", "roberta")
 SENTENCE_EMBEDDINGS = ("auto", "pooled", "mean", "cls")
 _TRAINED_POOLER = ("mlm_nsp", "mlm_sop")
+
+
+# The mask token's string per tokenizer kind (plm_tf.data.tokenizers: WORDPIECE_, SENTENCEPIECE_, BPE_SPECIALS).
+MASK_TOKENS = {"wordpiece": "[MASK]", "sentencepiece": "[MASK]", "bpe": "<mask>"}
+_MLM_OBJECTIVES = ("mlm", "mlm_nsp", "mlm_sop")
 
 
 class ExportError(ValueError):
@@ -288,6 +299,9 @@ class ServingModule(tf.Module):
         self.encode = tf.function(self._encode_single, input_signature=[text])
         self.encode_pairs = tf.function(self._encode_pairs, input_signature=[text_a, text_b])
         self.token_ids = tf.function(self._token_ids, input_signature=ids)
+        if objective in _MLM_OBJECTIVES:
+            top_k = tf.TensorSpec([], tf.int32, name="top_k")
+            self.fill_mask = tf.function(self._fill_mask, input_signature=[text, top_k])
         if objective == "electra":
             self.detect = tf.function(self._detect_single, input_signature=[text])
             self.detect_pairs = tf.function(self._detect_pairs, input_signature=[text_a, text_b])
@@ -305,6 +319,8 @@ class ServingModule(tf.Module):
             sigs["serving_pairs"] = self.detect_pairs.get_concrete_function()
         else:
             sigs["serving_default"] = sigs["encode"]
+        if self._settings["objective"] in _MLM_OBJECTIVES:
+            sigs["fill_mask"] = self.fill_mask.get_concrete_function()
         return sigs
 
     def pack(self, text_a, text_b=None):
@@ -377,6 +393,40 @@ class ServingModule(tf.Module):
 
     def _detect_pairs(self, text_a, text_b):
         return self._detect(self.pack(text_a, text_b))
+
+    def masked_ids(self, text):
+        """Strings [B] → ragged int32 [B, None] ids, each MASK_TOKENS[kind] in the text replaced by the mask id."""
+        tok = self.tokenizer
+        pieces = tf.strings.split(text, sep=MASK_TOKENS[tok.kind])  # ragged [B, P]: P - 1 masks per text
+        flat = pieces.flat_values
+        last = tf.range(tf.size(flat, out_type=tf.int64)) == tf.gather(pieces.row_limits(), pieces.value_rowids()) - 1
+        if tok.kind == "bpe":  # HF RoBERTa's <mask> is an AddedToken with lstrip=True
+            flat = tf.where(last, flat, tf.strings.regex_replace(flat, r"\s+$", ""))
+        ids = tok.tokenize(flat)  # ragged [N, L]
+        follows = tf.cast(tf.logical_not(last), tf.int64)
+        masks = tf.RaggedTensor.from_row_lengths(
+            tf.fill([tf.reduce_sum(follows)], tf.constant(tok.mask_id, ids.dtype)), follows)
+        joined = tf.concat([ids, masks], axis=1)  # [N, L + 1 or L]
+        return tf.RaggedTensor.from_row_splits(joined, pieces.row_splits).merge_dims(1, 2)
+
+    def _fill_mask(self, text, top_k):
+        tok = self.tokenizer
+        features = pack_segments([self.masked_ids(text)], self._settings["max_seq_length"], tok.cls_id, tok.sep_id,
+                                 tok.pad_id, self.layout_name, self._settings["second_type_id"])
+        mask = features["input_mask"]
+        _, _, logits = self._run_encoder(features["input_word_ids"], mask, features["input_type_ids"])
+        with tf.control_dependencies([tf.debugging.assert_positive(top_k, message="top_k must be positive")]):
+            k = tf.minimum(top_k, tf.shape(logits)[-1])
+        top = tf.math.top_k(tf.nn.softmax(logits, axis=-1), k=k)
+        return {
+            "top_ids": top.indices,
+            "top_tokens": tok.id_to_token(top.indices),
+            "top_probabilities": top.values,
+            "is_mask": (features["input_word_ids"] == tok.mask_id) & (mask > 0),
+            "tokens": self._tokens(features),
+            "input_mask": mask,
+            "truncated": features["truncated"],
+        }
 
     def _token_ids(self, input_word_ids, input_mask, input_type_ids):
         seq, _, logits = self._run_encoder(input_word_ids, input_mask, input_type_ids)

@@ -298,7 +298,8 @@ class EncoderFamiliesSavedModelTest(tf.test.TestCase):
         exporter.export_saved_model(model, tokenizer, export_dir, max_seq_length=24)
         self.assertEqual(sorted(os.listdir(os.path.join(export_dir, "assets"))), asset_names)
         loaded = tf.saved_model.load(export_dir)
-        self.assertEqual(sorted(loaded.signatures), ["encode", "encode_pairs", "serving_default", "token_ids"])
+        self.assertEqual(sorted(loaded.signatures),
+                         ["encode", "encode_pairs", "fill_mask", "serving_default", "token_ids"])
         out = loaded.signatures["encode_pairs"](text_a=tf.constant(["Hello there", ""]),
                                                 text_b=tf.constant(["naïve 😀", "word " * 30]))
         module = serving.ServingModule(model, tokenizer, max_seq_length=24)

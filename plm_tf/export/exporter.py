@@ -17,6 +17,7 @@ import tempfile
 import tensorflow as tf
 
 from plm_tf.export.serving import ExportError, ServingModule
+from plm_tf.model_card import write_model_card
 from plm_tf.training import checkpointing
 
 OPERATIVE_CONFIG = "operative_config.gin"
@@ -52,6 +53,7 @@ def export_saved_model(model, tokenizer, output_dir, max_seq_length=128, sentenc
     os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would hide the export from a server of another user
     try:
         tf.saved_model.save(module, staging, signatures=module.signatures())
+        write_model_card(staging, export_facts(model, tokenizer, max_seq_length, sentence_embedding))
         if os.path.exists(output_dir):
             shutil.rmtree(output_dir)
         os.rename(staging, output_dir)
@@ -69,7 +71,7 @@ _ANSWERS = {"electra": "replaced-token detection (serving_default, serving_pairs
 
 
 def export_facts(model, tokenizer, max_seq_length=128, sentence_embedding="auto"):
-    """What an export folder is, as the facts of a model card (the hook for `write_model_card(output_dir, facts)`).
+    """What an export folder is, as the facts of its model card (`README.md`, see `plm_tf.model_card`).
 
     Args: as `export_saved_model`.
     Returns:

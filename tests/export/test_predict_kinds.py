@@ -108,6 +108,10 @@ class OtherExportsTest(tf.test.TestCase):
         lines = predict(path, ["the cat"])
         self.assertEqual(lines[-1], f"  score: {out['score'].numpy()[0]:.4f}")
         self.assertLen(lines, 1 + int(out["input_mask"].numpy().sum()) + 1)
+        with open(os.path.join(path, "README.md"), encoding="utf-8") as f:  # the export's model card
+            card = f.read()
+        self.assertIn("# ELECTRA serving export (SavedModel)", card)
+        self.assertIn("python -m plm_tf.predict --saved_model=THIS_FOLDER", card)
 
     def test_bare_encoder_prints_the_embedding_summary(self):
         model, tokenizer = tiny_model("mlm_nsp")

@@ -532,8 +532,9 @@ def plm_tf_to_hf(model, spec, output_dir, generator_output=None, vocab_dirs=(), 
                               f"{spec.encoder_config['activation']!r}.")
     written = []
     tensors = export_slots(model_slots(model, spec))
-    _albert_identity_mapping(model if objective is None else model.encoder, family,
-                             "" if objective is None else PREFIX[family], tensors)
+    if family == "albert":
+        _albert_identity_mapping(model if objective is None else model.encoder, family,
+                                 "" if objective is None else PREFIX[family], tensors)
     config = hf_config(spec.encoder_config, family, _ARCHITECTURES[(family, objective)])
     _write_hf(output_dir, config, tensors, vocab_dirs, tokenizer)
     written.append(output_dir)

@@ -29,6 +29,9 @@ present: BERT `*ForPreTraining` → MaskedLMPretrainer("mlm_nsp"), `*ForMaskedLM
 `AlbertForPreTraining` → "mlm_sop", ELECTRA `ElectraForPreTraining` (+ `--generator_input` with the
 `ElectraForMaskedLM` generator) → ElectraPretrainer, a lone ELECTRA generator → MaskedLMPretrainer("mlm"),
 and a checkpoint without heads (`BertModel`, ...) → a bare TransformerEncoder.
+Out of plm_tf, a fine-tuning run's ClassifierModel becomes `*ForSequenceClassification` (`classifier_to_hf`,
+name map `_CLASSIFIER_HEAD`: BERT / ALBERT `classifier`, RoBERTa `classifier.{dense,out_proj}`); ELECTRA's head
+has no HF form.
 
 Model details that the conversion carries: ALBERT's groups (blocks[g·K+k]) and its E→H mapping, which HF
 applies always (an ALBERT with E = H exports an identity mapping; one that is not the identity cannot be

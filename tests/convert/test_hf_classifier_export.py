@@ -100,12 +100,16 @@ class HfClassifierExportTest(tf.test.TestCase):
                 probabilities = tf.nn.softmax(logits).numpy().max(-1)
                 np.testing.assert_allclose([a["score"] for a in answers], probabilities, atol=1e-5)
 
+    @pytest.mark.filterwarnings("ignore")
     def test_regression(self):
         run_dir = make_run(self.root, "bert", None)
         out = os.path.join(self.root, "hf_regression")
         run("plm_tf", "hf", None, run_dir, out)
-        hf, _ = self.assert_same_classifier(run_dir, out)
+        hf, scores = self.assert_same_classifier(run_dir, out)
         self.assertEqual((hf.config.num_labels, hf.config.problem_type), (1, "regression"))
+        answers = transformers.pipeline("text-classification", model=out, framework="pt")(TEXTS)
+        self.assertEqual([a["label"] for a in answers], ["score"] * len(TEXTS))
+        np.testing.assert_allclose([a["score"] for a in answers], scores[:, 0], atol=1e-5)  # raw, no sigmoid
 
     def test_a_real_fine_tuning_run(self):
         """One epoch of `plm_tf.finetune` on the committed fixture task, from a converted BERT folder."""

@@ -19,8 +19,9 @@ there):
 model_dir (its classifier, written as `*ForSequenceClassification` with the run's label names — BERT, ALBERT and
 RoBERTa, whose heads HF has; with --encoder_only, as ELECTRA's head needs, its encoder alone as a `*Model`), or a
 trainer's model_dir / checkpoint prefix (its operative_config.gin, or --gin_file); --model_type defaults to the
-family the directory records. --from=hf reads --model_type from config.json when it is not given. The tokenizer's casing is carried over (--do_lower_case
-overrides what the source says) and written back as tokenizer_config.json. Errors end with one line on stderr and exit status 2.
+family the directory records. --from=hf reads --model_type from config.json when it is not given. The tokenizer's
+casing is carried over (--do_lower_case overrides what the source says) and written back as tokenizer_config.json.
+Errors end with one line on stderr and exit status 2.
 """
 import sys
 

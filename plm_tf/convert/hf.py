@@ -561,8 +561,9 @@ def plm_tf_to_hf(model, spec, output_dir, generator_output=None, vocab_dirs=(), 
 #   BertForSequenceClassification / AlbertForSequenceClassification;
 # - RoBERTa (fairseq `RobertaClassificationHead`, = HF's): dense + tanh on <s> → dropout → `out_proj`; plm_tf's
 #   pooler is that dense, so it is written as `classifier.dense` (RobertaForSequenceClassification has no pooler).
-# ELECTRA's google-research head (dropout → Dense on the [CLS] state) has no HF form: HF's ElectraClassificationHead
-# inserts a Dense + GELU before its output layer.
+# A head on the first token's state without a pooler (ELECTRA's google-research head; also a run whose encoder has
+# no pooler, e.g. one converted from RobertaForMaskedLM) has no HF form: HF's heads insert a Dense + GELU
+# (ElectraClassificationHead) or a pooler / Dense + tanh before the output layer.
 _CLASSIFIER_HEAD = {
     "bert": ("BertForSequenceClassification", {"classifier": "classifier"}, "classifier_dropout"),
     "albert": ("AlbertForSequenceClassification", {"classifier": "classifier"}, "classifier_dropout_prob"),
@@ -604,10 +605,11 @@ def classifier_to_hf(model, spec, task, output_dir, vocab_dirs=(), tokenizer=Non
     `output_dir`. Returns [output_dir]. Raises ConversionError for heads HF cannot express (ELECTRA's)."""
     family = spec.model_type
     if family not in _CLASSIFIER_HEAD or model.encoder.pooler is None:
+        extra = "a dense + GELU" if family == "electra" else "a dense + tanh (a pooler)"
         raise ConversionError(
-            f"HF has no classifier for this {family} run's head (google-research: dropout → dense on the [CLS] "
-            f"state; HF's ElectraClassificationHead adds a dense + GELU layer): pass --encoder_only to write the "
-            f"encoder alone.")
+            f"HF has no classifier for this {family} run's head (dropout → dense on the first token's state, "
+            f"google-research/electra's; HF's {family} classification head adds {extra} before it): pass "
+            f"--encoder_only to write the encoder alone.")
     architecture, _, dropout_key = _CLASSIFIER_HEAD[family]
     tensors = export_slots(classifier_slots(model, family))
     _albert_identity_mapping(model.encoder, family, PREFIX[family], tensors)

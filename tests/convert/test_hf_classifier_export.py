@@ -40,11 +40,13 @@ def encoder_config(family, vocab_size):
                 use_pooler=family != "electra")
 
 
-def make_run(root, family, label_names):
+def make_run(root, family, label_names, use_pooler=None):
     """A fine-tuning model_dir as `plm_tf.finetune` writes it (task.json + best/ckpt-1), random weights with
     nonzero head biases; the embedded vocabulary of the family's tokenizer."""
     tokenizer = load_tokenizer(KIND[family], assets.default_vocab_path(KIND[family]))
     config = encoder_config(family, tokenizer.vocab_size)
+    if use_pooler is not None:
+        config["use_pooler"] = use_pooler
     num_classes = 1 if label_names is None else len(label_names)
     model = ClassifierModel(new_encoder(config), num_classes, name="classifier")
     model.build()
@@ -131,8 +133,12 @@ class HfClassifierExportTest(tf.test.TestCase):
 
     def test_electra_is_refused_unless_encoder_only(self):
         run_dir = make_run(self.root, "electra", ["0", "1"])
-        with self.assertRaisesRegex(ConversionError, r"ElectraClassificationHead adds a dense \+ GELU.*--encoder_only"):
+        with self.assertRaisesRegex(ConversionError, r"electra classification head adds a dense \+ GELU.*--encoder_only"):
             run("plm_tf", "hf", None, run_dir, os.path.join(self.root, "refused"))
+        # A RoBERTa without a pooler (converted from RobertaForMaskedLM) fine-tunes with the same head.
+        with self.assertRaisesRegex(ConversionError, r"roberta classification head adds a dense \+ tanh"):
+            run("plm_tf", "hf", None, make_run(self.root, "roberta", ["0", "1"], use_pooler=False),
+                os.path.join(self.root, "refused_roberta"))
         out = os.path.join(self.root, "encoder")
         run("plm_tf", "hf", None, run_dir, out, encoder_only=True)
         with open(os.path.join(out, "config.json")) as handle:

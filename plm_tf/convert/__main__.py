@@ -16,10 +16,12 @@ there):
         [--gin_file=...] [--gin_param=...] --output=hf/electra_base [--generator_output=hf/electra_base_gen]
 
 --input for --from=plm_tf is any plm_tf model directory: a converted folder (its model.json), a fine-tuning
-model_dir (its encoder, written as a bare `*Model`), or a trainer's model_dir / checkpoint prefix (its
-operative_config.gin, or --gin_file); --model_type defaults to the family the directory records. --from=hf reads
---model_type from config.json when it is not given. The tokenizer's casing is carried over (--do_lower_case
-overrides what the source says) and written back as tokenizer_config.json. Errors end with one line on stderr and exit status 2.
+model_dir (its classifier, written as `*ForSequenceClassification` with the run's label names — BERT, ALBERT and
+RoBERTa, whose heads HF has; with --encoder_only, as ELECTRA's head needs, its encoder alone as a `*Model`), or a
+trainer's model_dir / checkpoint prefix (its operative_config.gin, or --gin_file); --model_type defaults to the
+family the directory records. --from=hf reads --model_type from config.json when it is not given. The tokenizer's
+casing is carried over (--do_lower_case overrides what the source says) and written back as tokenizer_config.json.
+Errors end with one line on stderr and exit status 2.
 """
 import sys
 
@@ -42,18 +44,20 @@ flags.DEFINE_string("config", None, "--from=tf1: bert_config.json / albert_confi
                     "checkpoint; else inferred from shapes).")
 flags.DEFINE_multi_string("gin_file", [], "--from=plm_tf: the model's gin file(s) (default INPUT's model.gin).")
 flags.DEFINE_multi_string("gin_param", [], "--from=plm_tf: extra gin bindings.")
+flags.DEFINE_boolean("encoder_only", False, "--to=hf, fine-tuning run: write its encoder alone (`*Model`), not the "
+                     "classifier (`*ForSequenceClassification`, which ELECTRA's head cannot be).")
 FLAGS = flags.FLAGS
 
 _USAGE = {
     ("hf", "plm_tf"): {"generator_input", "do_lower_case"},
     ("tf1", "plm_tf"): {"config", "do_lower_case"},
-    ("plm_tf", "hf"): {"generator_output", "gin_file", "gin_param"},
+    ("plm_tf", "hf"): {"generator_output", "gin_file", "gin_param", "encoder_only"},
 }
-_OPTIONAL = {"generator_input", "generator_output", "config", "gin_file", "gin_param", "do_lower_case"}
+_OPTIONAL = {"generator_input", "generator_output", "config", "gin_file", "gin_param", "do_lower_case", "encoder_only"}
 
 
 def run(source, target, model_type, input_path, output, generator_input=None, generator_output=None, config=None,
-        gin_files=(), gin_params=(), do_lower_case=None):
+        gin_files=(), gin_params=(), do_lower_case=None, encoder_only=False):
     """Performs one conversion; returns the list of folders written. Raises ConversionError."""
     from plm_tf.convert import ConversionError, hf_to_plm_tf, plm_tf_to_hf, read_plm_tf, tf1_to_plm_tf
 
@@ -61,7 +65,8 @@ def run(source, target, model_type, input_path, output, generator_input=None, ge
         raise ConversionError(f"--from={source} --to={target} is not a conversion plm_tf offers "
                               f"({', '.join(f'{a}→{b}' for a, b in _USAGE)}).")
     given = {"generator_input": generator_input, "generator_output": generator_output, "config": config,
-             "gin_file": list(gin_files), "gin_param": list(gin_params), "do_lower_case": do_lower_case is not None}
+             "gin_file": list(gin_files), "gin_param": list(gin_params), "do_lower_case": do_lower_case is not None,
+             "encoder_only": encoder_only}
     stray = sorted(name for name in _OPTIONAL - _USAGE[(source, target)] if given[name])
     if stray:
         raise ConversionError(f"--{stray[0]} does not apply to --from={source} --to={target}.")
@@ -76,8 +81,21 @@ def run(source, target, model_type, input_path, output, generator_input=None, ge
     model, spec, folder = read_plm_tf(input_path, model_type, gin_files, gin_params)
     if spec.objective == "electra" and spec.has_generator and generator_output is None:
         logging.warning("The ELECTRA generator is not written: pass --generator_output to keep it.")
-    written = plm_tf_to_hf(model, spec, output, generator_output=generator_output, vocab_dirs=(folder,),
-                           tokenizer=_tokenizer_record(folder))
+    from plm_tf.convert import model_dir
+
+    found = model_dir.open_model_dir(folder, ConversionError) if model_dir.is_model_dir(folder) else None
+    finetuned = found is not None and found.kind == "finetuning"
+    if encoder_only and not finetuned:
+        raise ConversionError(f"--encoder_only applies to a fine-tuning run (task.json); {input_path} is not one.")
+    if finetuned and not encoder_only:
+        from plm_tf.convert.hf import classifier_to_hf, restore_classifier
+
+        classifier = restore_classifier(model, found.task, found.prefix)
+        written = classifier_to_hf(classifier, spec, found.task, output, vocab_dirs=(folder,),
+                                   tokenizer=_tokenizer_record(folder))
+    else:
+        written = plm_tf_to_hf(model, spec, output, generator_output=generator_output, vocab_dirs=(folder,),
+                               tokenizer=_tokenizer_record(folder))
     from plm_tf.convert.hf_tokenizer import tokenizer_of, write_hf_tokenizer
 
     tokenizer = tokenizer_of(folder, spec.objective)
@@ -121,7 +139,7 @@ def main(argv):
     try:
         written = run(FLAGS["from"].value, FLAGS.to, FLAGS.model_type, FLAGS.input, FLAGS.output,
                       FLAGS.generator_input, FLAGS.generator_output, FLAGS.config, FLAGS.gin_file, FLAGS.gin_param,
-                      FLAGS.do_lower_case)
+                      FLAGS.do_lower_case, FLAGS.encoder_only)
     except (ConversionError, FileNotFoundError) as error:
         exit_with_error("plm_tf.convert", error)
     for folder in written:

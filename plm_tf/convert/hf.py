@@ -29,6 +29,9 @@ present: BERT `*ForPreTraining` → MaskedLMPretrainer("mlm_nsp"), `*ForMaskedLM
 `AlbertForPreTraining` → "mlm_sop", ELECTRA `ElectraForPreTraining` (+ `--generator_input` with the
 `ElectraForMaskedLM` generator) → ElectraPretrainer, a lone ELECTRA generator → MaskedLMPretrainer("mlm"),
 and a checkpoint without heads (`BertModel`, ...) → a bare TransformerEncoder.
+Out of plm_tf, a fine-tuning run's ClassifierModel becomes `*ForSequenceClassification` (`classifier_to_hf`,
+name map `_CLASSIFIER_HEAD`: BERT / ALBERT `classifier`, RoBERTa `classifier.{dense,out_proj}`); ELECTRA's head
+has no HF form.
 
 Model details that the conversion carries: ALBERT's groups (blocks[g·K+k]) and its E→H mapping, which HF
 applies always (an ALBERT with E = H exports an identity mapping; one that is not the identity cannot be
@@ -510,13 +513,11 @@ def _write_hf(directory, config, tensors, vocab_dirs, tokenizer=None):
             handle.write("\n")
 
 
-def _albert_identity_mapping(model, spec, tensors):
+def _albert_identity_mapping(encoder, family, prefix, tensors):
     """HF ALBERT always maps E→H; a plm_tf ALBERT with E = H has no projection, i.e. the identity."""
-    if spec.model_type != "albert":
+    if family != "albert":
         return
-    encoder = model if spec.objective is None else model.encoder
     if encoder.embedding_projection is None:
-        prefix = "" if spec.objective is None else PREFIX["albert"]
         size = encoder.hidden_size
         tensors[f"{prefix}encoder.embedding_hidden_mapping_in.weight"] = np.eye(size, dtype=np.float32)
         tensors[f"{prefix}encoder.embedding_hidden_mapping_in.bias"] = np.zeros(size, np.float32)
@@ -536,7 +537,9 @@ def plm_tf_to_hf(model, spec, output_dir, generator_output=None, vocab_dirs=(), 
                               f"{spec.encoder_config['activation']!r}.")
     written = []
     tensors = export_slots(model_slots(model, spec))
-    _albert_identity_mapping(model, spec, tensors)
+    if family == "albert":
+        _albert_identity_mapping(model if objective is None else model.encoder, family,
+                                 "" if objective is None else PREFIX[family], tensors)
     config = hf_config(spec.encoder_config, family, _ARCHITECTURES[(family, objective)])
     _write_hf(output_dir, config, tensors, vocab_dirs, tokenizer)
     written.append(output_dir)
@@ -550,3 +553,75 @@ def plm_tf_to_hf(model, spec, output_dir, generator_output=None, vocab_dirs=(), 
                   tokenizer)
         written.append(generator_output)
     return written
+
+
+# ---------------------------------------------------------------------------------------------- fine-tuned classifiers
+
+# A fine-tuning run's ClassifierModel (pooled output → dropout → Dense) as HF `*ForSequenceClassification`, one
+# name map per family; only where both heads compute the same function at inference (dropout off):
+# - BERT / ALBERT (google-research `run_classifier`): P`pooler` → dropout → `classifier`, as in
+#   BertForSequenceClassification / AlbertForSequenceClassification;
+# - RoBERTa (fairseq `RobertaClassificationHead`, = HF's): dense + tanh on <s> → dropout → `out_proj`; plm_tf's
+#   pooler is that dense, so it is written as `classifier.dense` (RobertaForSequenceClassification has no pooler).
+# A head on the first token's state without a pooler (ELECTRA's google-research head; also a run whose encoder has
+# no pooler, e.g. one converted from RobertaForMaskedLM) has no HF form: HF's heads insert a Dense + GELU
+# (ElectraClassificationHead) or a pooler / Dense + tanh before the output layer.
+_CLASSIFIER_HEAD = {
+    "bert": ("BertForSequenceClassification", {"classifier": "classifier"}, "classifier_dropout"),
+    "albert": ("AlbertForSequenceClassification", {"classifier": "classifier"}, "classifier_dropout_prob"),
+    "roberta": ("RobertaForSequenceClassification", {"pooler": "classifier.dense", "classifier": "classifier.out_proj"},
+                "classifier_dropout"),
+}
+
+
+def classifier_slots(model, family):
+    """Slots of a plm_tf `ClassifierModel` in the names of HF's `*ForSequenceClassification` for `family`."""
+    names = _CLASSIFIER_HEAD[family][1]
+    slots = encoder_slots(model.encoder, family, PREFIX[family])
+    if "pooler" in names:  # the pooler belongs to the head: drop it from the encoder's names
+        pooler = f"{PREFIX[family]}pooler.dense."
+        slots = [slot for slot in slots if not slot.names[0].startswith(pooler)]
+        slots += _dense(names["pooler"], model.encoder.pooler)
+    return [*slots, *_dense(names["classifier"], model.head.classifier)]
+
+
+def restore_classifier(encoder, task, prefix):
+    """The ClassifierModel of a fine-tuning run: `encoder` (built from task.json) + its head, restored from
+    `prefix` (the run's best checkpoint, which saved the whole model under `model`)."""
+    from plm_tf.convert.model_dir import restore
+    from plm_tf.finetuning.model import ClassifierModel
+
+    for key in ("num_classes", "label_names", "dropout_rate"):
+        if key not in task:
+            raise ConversionError(f"{os.path.dirname(os.path.dirname(prefix))}/task.json has no {key!r}: "
+                                  f"not a `python -m plm_tf.finetune` run.")
+    model = ClassifierModel(encoder, task["num_classes"], dropout_rate=task["dropout_rate"], name="classifier")
+    model.build()
+    restore(prefix, {"model": model}, ConversionError, what="the classifier of task.json")
+    return model
+
+
+def classifier_to_hf(model, spec, task, output_dir, vocab_dirs=(), tokenizer=None):
+    """Writes a fine-tuned `ClassifierModel` as HF `*ForSequenceClassification` (config.json with num_labels,
+    id2label / label2id from task.json's label_names, problem_type "regression" for one output) into
+    `output_dir`. Returns [output_dir]. Raises ConversionError for heads HF cannot express (ELECTRA's)."""
+    family = spec.model_type
+    if family not in _CLASSIFIER_HEAD or model.encoder.pooler is None:
+        extra = "a dense + GELU" if family == "electra" else "a dense + tanh (a pooler)"
+        raise ConversionError(
+            f"HF has no classifier for this {family} run's head (dropout → dense on the first token's state, "
+            f"google-research/electra's; HF's {family} classification head adds {extra} before it): pass "
+            f"--encoder_only to write the encoder alone.")
+    architecture, _, dropout_key = _CLASSIFIER_HEAD[family]
+    tensors = export_slots(classifier_slots(model, family))
+    _albert_identity_mapping(model.encoder, family, PREFIX[family], tensors)
+    config = hf_config(spec.encoder_config, family, architecture)
+    labels = task["label_names"]
+    if labels is None:  # regression: one score
+        config.update(num_labels=1, problem_type="regression", id2label={0: "score"}, label2id={"score": 0})
+    else:
+        config.update(problem_type="single_label_classification", id2label=dict(enumerate(labels)),
+                      label2id={name: i for i, name in enumerate(labels)})
+    config[dropout_key] = float(task["dropout_rate"])
+    _write_hf(output_dir, config, tensors, vocab_dirs, tokenizer)
+    return [output_dir]

@@ -145,7 +145,8 @@ class HfTokenizerExportTest(tf.test.TestCase):
         tf.train.CheckpointManager(tf.train.Checkpoint(model=classifier), os.path.join(run_dir, "best"), 1).save()
         with open(os.path.join(run_dir, "task.json"), "w") as handle:
             json.dump({"model_type": "bert", "encoder_config": config, "tokenizer_kind": "wordpiece",
-                       "vocab_path": None, "lower_case": False}, handle)
+                       "vocab_path": None, "lower_case": False, "num_classes": 2, "label_names": ["0", "1"],
+                       "dropout_rate": 0.1}, handle)
         out = os.path.join(run_dir, "hf")
         run("plm_tf", "hf", None, run_dir, out)
         hf = self.assert_same_ids(out, tokenizer, [CASED, "Mr. Darcy"])

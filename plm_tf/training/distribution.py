@@ -55,11 +55,14 @@ def peer_lost(strategy, error):
     if not isinstance(error, _PEER_ERRORS) and not (
             isinstance(error, tf.errors.InternalError) and "check alive" in str(error)):
         return None
-    unhealthy = re.findall(r"/job:\w+/replica:\d+/task:\d+", str(error))
+    # The error names tasks (often this one too, as the sender of the failed call): keep the others.
+    this_task = f"/job:{resolver.task_type}/replica:0/task:{resolver.task_id}"
+    unhealthy = [task for task in re.findall(r"/job:\w+/replica:\d+/task:\d+", str(error)) if task != this_task]
     return PeerLostError(
         f"peer lost, restart all workers: {resolver.task_type} {resolver.task_id} stopped because "
         f"{', '.join(sorted(set(unhealthy))) or 'another worker'} is gone ({type(error).__name__}); a "
         "restarted job resumes from the latest checkpoint, a lone restarted worker cannot rejoin.")
+
 
 def any_worker(strategy, flag):
     """True on every worker if `flag` is True on any of them (one small all-reduce under multi-worker).

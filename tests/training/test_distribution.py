@@ -275,3 +275,27 @@ class TwoDeviceTest(tf.test.TestCase):
 
 if __name__ == "__main__":
     tf.test.main()
+
+
+class PeerLostTest(tf.test.TestCase):
+
+    def _strategy(self, task_id):
+        resolver = mock.Mock(task_type="worker", task_id=task_id)
+        resolver.cluster_spec.return_value.as_dict.return_value = {"worker": ["a:1", "b:2"]}
+        return mock.Mock(cluster_resolver=resolver)
+
+    def test_names_the_lost_peers_not_this_worker(self):
+        error = tf.errors.UnavailableError(None, None, "Collective ops is aborted by: task "
+                                           "/job:worker/replica:0/task:0 failed to reach "
+                                           "/job:worker/replica:0/task:1; /job:worker/replica:0/task:1 is gone")
+        lost = distribution.peer_lost(self._strategy(0), error)
+        self.assertIsInstance(lost, distribution.PeerLostError)
+        self.assertStartsWith(str(lost), "peer lost, restart all workers: worker 0 stopped because "
+                                         "/job:worker/replica:0/task:1 is gone (UnavailableError)")
+        only_self = tf.errors.UnavailableError(None, None, "/job:worker/replica:0/task:1 lost its connection")
+        self.assertIn("because another worker is gone", str(distribution.peer_lost(self._strategy(1), only_self)))
+
+    def test_other_errors_and_single_process_strategies_are_not_peer_loss(self):
+        self.assertIsNone(distribution.peer_lost(self._strategy(0), tf.errors.InvalidArgumentError(None, None, "x")))
+        self.assertIsNone(distribution.peer_lost(tf.distribute.get_strategy(),
+                                                 tf.errors.UnavailableError(None, None, "x")))

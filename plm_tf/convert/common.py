@@ -26,6 +26,7 @@ as `model.discriminator` and `model.discriminator_head` only; restoring it into 
 generator at its initialisation.
 """
 import dataclasses
+import json
 import os
 import shutil
 
@@ -401,3 +402,13 @@ def _read_model_dir(input_path, model_type):
     else:
         restore(found.prefix, checkpoint_roots(model, spec), ConversionError, what="the model of model.json")
     return model, spec, found.directory
+
+
+def read_json(path, error=None):
+    """The parsed JSON file at `path`; an unreadable or malformed file raises `error` (default ConversionError)
+    with one line naming it."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as problem:
+        raise (error or ConversionError)(f"{path}: cannot read ({problem}).") from None

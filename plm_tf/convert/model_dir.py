@@ -21,7 +21,7 @@ import json
 import os
 import tempfile
 
-from plm_tf.convert.common import CHECKPOINT_NAME, FAMILIES, ModelSpec
+from plm_tf.convert.common import CHECKPOINT_NAME, FAMILIES, ModelSpec, read_json
 
 MANIFEST = "model.json"
 TASK_FILE = "task.json"
@@ -96,17 +96,9 @@ def is_model_dir(path):
     return os.path.isdir(path) and any(os.path.isfile(os.path.join(path, name)) for name in (MANIFEST, TASK_FILE))
 
 
-def _load_json(path, error):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError) as problem:
-        raise error(f"{path}: cannot read ({problem}).") from None
-
-
 def _converted(directory, error):
     path = os.path.join(directory, MANIFEST)
-    manifest = _load_json(path, error)
+    manifest = read_json(path, error)
     try:
         spec = ModelSpec(manifest["model_type"], dict(manifest["encoder_config"]), manifest["objective"],
                          manifest["generator_hidden_fraction"], manifest["tie_embeddings"], manifest["has_generator"])
@@ -127,7 +119,7 @@ def _converted(directory, error):
 def _finetuned(directory, error):
     import tensorflow as tf
 
-    task = _load_json(os.path.join(directory, TASK_FILE), error)
+    task = read_json(os.path.join(directory, TASK_FILE), error)
     prefix = tf.train.latest_checkpoint(os.path.join(directory, "best"))
     if prefix is None:
         raise error(f"{directory}/best holds no checkpoint: the fine-tuning run did not finish an epoch.")

@@ -20,7 +20,7 @@ Special tokens: plm_tf's tokenizers look them up by string (`plm_tf.data.tokeniz
 import json
 import os
 
-from plm_tf.convert.common import ConversionError, copy_vocab
+from plm_tf.convert.common import ConversionError, copy_vocab, read_json
 
 TOKENIZER_KIND = {"bert": "wordpiece", "electra": "wordpiece", "albert": "sentencepiece", "roberta": "bpe"}
 _MAIN_FILE = {"wordpiece": ("vocab.txt",), "sentencepiece": ("spiece.model", "30k-clean.model"), "bpe": ("vocab.json",)}
@@ -38,14 +38,6 @@ _BERT_UNCASED = ("uncased_L-24_H-1024_A-16", "uncased_L-12_H-768_A-12", "multili
 _BERT_CASED = ("cased_L-12_H-768_A-12", "cased_L-24_H-1024_A-16", "multi_cased_L-12_H-768_A-12")
 
 
-def _read_json(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError) as error:
-        raise ConversionError(f"{path}: cannot read ({error}).") from None
-
-
 def _first_file(dirs, name):
     for directory in dirs:
         if directory and os.path.isfile(os.path.join(directory, name)):
@@ -56,7 +48,7 @@ def _first_file(dirs, name):
 def vocab_from_tokenizer_json(path, output_dir):
     """Writes the vocabulary of a `tokenizers` file: WordPiece → vocab.txt, byte-level BPE → vocab.json +
     merges.txt. Returns the names written. Raises ConversionError for another model type."""
-    data = _read_json(path)
+    data = read_json(path)
     model = data.get("model") or {}
     kind = model.get("type")
     vocab = model.get("vocab")
@@ -100,11 +92,11 @@ def _lower_case(kind, dirs, do_lower_case, tf1_config, tf1_path):
     if do_lower_case is not None:
         return bool(do_lower_case), "--do_lower_case"
     path = _first_file(dirs, "tokenizer_config.json")
-    if path and "do_lower_case" in _read_json(path):
-        return bool(_read_json(path)["do_lower_case"]), path
+    if path and "do_lower_case" in read_json(path):
+        return bool(read_json(path)["do_lower_case"]), path
     path = _first_file(dirs, "tokenizer.json")
     if path:
-        found = _normalizer_lowercase(_read_json(path).get("normalizer"))
+        found = _normalizer_lowercase(read_json(path).get("normalizer"))
         if found is not None:
             return found, f"{path} normalizer"
     if tf1_config and "do_lower_case" in tf1_config:
@@ -122,7 +114,7 @@ def _check_specials(kind, dirs):
         path = _first_file(dirs, name)
         if not path:
             continue
-        declared = _read_json(path)
+        declared = read_json(path)
         differing = []
         for role, token in expected.items():
             value = declared.get(role)

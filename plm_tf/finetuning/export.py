@@ -110,8 +110,24 @@ class _Untracked:
 
 def export_classifier(model, tokenizer, label_names, seq_len, is_pair, export_dir):
     """Writes the SavedModel; returns `export_dir`."""
+    from plm_tf.model_card import write_model_card
+
     module = ClassifierServingModule(model, tokenizer, label_names, seq_len, is_pair)
     tf.saved_model.save(module, export_dir, signatures=module.signatures())
+    encoder = model.encoder
+    kind = f"{len(label_names)}-class classifier" if label_names else "regressor"
+    write_model_card(export_dir, {
+        "title": f"Fine-tuned {kind} serving export (SavedModel)",
+        "summary": "Raw text in (`text`, or `text_a` and `text_b` for pairs), logits, probabilities and the "
+                   "label out (serving_default); encode / encode_pairs give the encoder's vectors. Load it after "
+                   "`import tensorflow_text`.",
+        "model": {"layers": encoder.num_layers, "hidden": encoder.hidden_size, "heads": encoder.num_heads,
+                  "labels": list(label_names) if label_names else "regression score",
+                  "sequence length": seq_len, "text pairs": bool(is_pair)},
+        "vocab": {"tokenizer": tokenizer.kind, "size": tokenizer.vocab_size,
+                  "lowercases": getattr(tokenizer, "lower_case", False)},
+        "load": "python -m plm_tf.predict --saved_model=THIS_FOLDER \"a text\"",
+    })
     return export_dir
 
 

@@ -62,6 +62,10 @@ class FinetuneRunTest(tf.test.TestCase):
         # Export: raw text in, the same logits as the Keras model out.
         export_dir = os.path.join(model_dir, "export")
         export.export_from_model_dir(model_dir, export_dir)
+        with open(os.path.join(export_dir, "README.md"), encoding="utf-8") as f:  # the export's model card
+            card = f.read()
+        self.assertIn("# Fine-tuned 2-class classifier serving export (SavedModel)", card)
+        self.assertIn("| labels | 0, 1 |", card)
         served = tf.saved_model.load(export_dir)
         texts = ["the ball was charming indeed", '"her letter was dreadful indeed', "x"]
         outputs = served.signatures["serving_default"](text=tf.constant(texts))

@@ -13,6 +13,7 @@ checkpoint that does not fit the configuration, a bad option) end with one line 
 import os
 import shutil
 import sys
+import time
 
 from absl import app, flags, logging
 
@@ -50,6 +51,8 @@ def main(argv):
             not os.path.isdir(FLAGS.checkpoint) and os.path.isfile(os.path.join(os.path.dirname(FLAGS.checkpoint),
                                                                                name)))
 
+    print(f"plm_tf.export: exporting {FLAGS.checkpoint} to {FLAGS.output} ...", flush=True)
+    started = time.perf_counter()
     try:
         if has(TASK_FILE):
             path = _export_finetuned()
@@ -67,7 +70,7 @@ def main(argv):
                                       sentence_embedding=mode, overwrite=FLAGS.overwrite)
     except (ConfigError, ValueError, FileNotFoundError) as error:
         exit_with_error("plm_tf.export", error)
-    print(f"plm_tf.export: wrote {path}")
+    print(f"plm_tf.export: wrote {path} in {time.perf_counter() - started:.0f} s")
     print(f"  inspect: saved_model_cli show --all --dir {path}")
     print(f"  try:     python -m plm_tf.predict --saved_model={path} \"some text\"")
 

@@ -4,6 +4,7 @@ Keras model, bad inputs, `plm_tf.predict`, and checkpoint restore errors."""
 import filecmp
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -83,6 +84,11 @@ class SavedModelExportTest(tf.test.TestCase):
     def tearDownClass(cls):
         shutil.rmtree(cls.tmp, ignore_errors=True)
         super().tearDownClass()
+
+    def test_cli_announces_the_export_and_its_end(self):
+        lines = self.cli.stdout.splitlines()
+        self.assertEqual(lines[0], f"plm_tf.export: exporting {self.model_dir} to {self.export_dir} ...")
+        self.assertRegex(lines[1], rf"^plm_tf\.export: wrote {re.escape(self.export_dir)} in \d+ s$")
 
     def fresh_results(self):
         """The fresh-process answers (computed once)."""

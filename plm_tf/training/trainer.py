@@ -145,7 +145,7 @@ def _pretrain(handler, model_dir, objective, train_steps, batch_size, seq_len, c
     is_chief = checkpointing.is_chief(strategy_obj)
     if is_chief:
         check_writable(model_dir)
-    corpus_stats = _corpus_stats(corpus_paths)
+    corpus_stats = _corpus_stats(corpus_paths, model_dir, is_chief)
     if corpus_stats is not None and corpus_stats.invalid_utf8_lines:
         print_fn(f"Skipping {corpus_stats.invalid_utf8_lines} corpus line(s) that are not UTF-8 "
                  f"(first: {corpus_stats.first_invalid}).")
@@ -331,13 +331,34 @@ def check_writable(model_dir):
                             "deny writing.")
 
 
-def _corpus_stats(corpus_paths):
-    """`corpus.corpus_stats` of the corpus the pipeline reads (None for static TFRecords): one Python pass."""
+def _corpus_stats(corpus_paths, model_dir, is_chief):
+    """`corpus.corpus_stats` of the corpus the pipeline reads (None for static TFRecords).
+
+    Counting is a Python pass over every file, so the result is kept in `model_dir/corpus_stats.json`, keyed by
+    each file's path, size and modification time: a resumed run over the same files does not read them again.
+    """
+    import dataclasses
+
     from plm_tf.gin_config import query_or_none
 
     if query_or_none("pretraining_dataset.masking") == "static":
         return None
-    return corpus.corpus_stats(pipelines.default_corpus() if corpus_paths is None else corpus_paths)
+    files = corpus.resolve_paths(pipelines.default_corpus() if corpus_paths is None else corpus_paths)
+    key = [[path, stat.length, stat.mtime_nsec] for path, stat in ((f, tf.io.gfile.stat(f)) for f in files)]
+    cache = os.path.join(model_dir, "corpus_stats.json")
+    try:
+        with tf.io.gfile.GFile(cache) as f:
+            stored = json.load(f)
+        if stored["files"] == key:
+            return corpus.CorpusStats(**stored["stats"])
+    except (tf.errors.OpError, ValueError, KeyError, TypeError):
+        pass  # no cache yet, or an unreadable one: count again
+    stats = corpus.corpus_stats(files)
+    if is_chief:
+        tf.io.gfile.makedirs(model_dir)
+        with tf.io.gfile.GFile(cache, "w") as f:
+            json.dump({"files": key, "stats": dataclasses.asdict(stats)}, f)
+    return stats
 
 
 def _stored_summary(model_dir):

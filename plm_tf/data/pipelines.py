@@ -39,6 +39,7 @@ from plm_tf.data import heldout
 from plm_tf.data import masking as masking_lib
 from plm_tf.data import packing
 from plm_tf.data import sentence_pairs
+from plm_tf.data import sharding
 
 OBJECTIVES = ("mlm", "mlm_nsp", "mlm_sop", "electra")
 LABEL_KEY = {"mlm_sop": "sentence_order_label", "mlm_nsp": "next_sentence_label"}
@@ -92,8 +93,9 @@ def default_corpus():
 
 def example_dataset(objective, files, tokenizer, seq_len, seed, epoch, packing_mode="full",
                     short_seq_prob=0.1, random_next_sentence=False, tokenizer_batch=256, shuffle_files=True,
-                    documents="all"):
-    """One epoch of unmasked examples: dicts {input_ids, segment_ids[, label]} with int32 [T] / [] values.
+                    documents="all", shard=0, num_shards=1):
+    """One epoch of unmasked examples of one input shard: dicts {input_ids, segment_ids[, label]} with int32
+    [T] / [] values.
 
     Args:
       objective: one of OBJECTIVES.
@@ -106,10 +108,17 @@ def example_dataset(objective, files, tokenizer, seq_len, seed, epoch, packing_m
       tokenizer_batch: lines per tokenizer call.
       shuffle_files: shuffle the file order each epoch.
       documents: "all", "train" (without the held-out documents) or "heldout" (only those), see `heldout`.
+      shard, num_shards: the input shard built (`plm_tf.data.sharding`): its files when there are at least
+        `num_shards`, else its documents of the whole stream; construction draws from its shard seed.
     """
     _check_objective(objective)
+    own_files = sharding.shard_files(files, shard, num_shards)
+    # The file order depends on the run seed only, so that every shard numbers the documents alike.
     shuffle_seed = (tf.cast(epoch, tf.int64) * 1000003 + seed) if shuffle_files else None
-    lines = heldout.select_documents(corpus.line_dataset(files, shuffle_seed=shuffle_seed), documents)
+    lines = heldout.select_documents(corpus.line_dataset(own_files or files, shuffle_seed=shuffle_seed), documents)
+    if own_files is None:
+        lines = sharding.select_shard_documents(lines, shard, num_shards)
+    seed = sharding.shard_seed(seed, shard)
     tok = tokenizer
     if objective == "mlm":
         items = corpus.token_item_dataset(lines, tok, seq_len - 2, tokenizer_batch)
@@ -153,13 +162,13 @@ def make_mask_fn(objective, tokenizer, mask_prob, max_predictions_per_seq, mask_
     return fn
 
 
-def masked_epoch_dataset(objective, files, tokenizer, seq_len, seed, epoch, mask_fn, num_shards=1,
-                         shard_index=0, num_parallel_calls=tf.data.AUTOTUNE, **example_kwargs):
-    """One epoch of masked examples (finite). Example i of the epoch is masked with seed (seed, epoch, i);
-    with `num_shards` > 1 only examples i ≡ shard_index (mod num_shards) are kept (indices stay global)."""
-    ds = example_dataset(objective, files, tokenizer, seq_len, seed, epoch, **example_kwargs).enumerate()
-    if num_shards > 1:
-        ds = ds.shard(num_shards, shard_index)
+def masked_epoch_dataset(objective, files, tokenizer, seq_len, seed, epoch, mask_fn, shard=0, num_shards=1,
+                         num_parallel_calls=tf.data.AUTOTUNE, **example_kwargs):
+    """One epoch of masked examples (finite) of one input shard (`example_dataset`). Example i of the shard's
+    epoch is masked with seed (shard seed, epoch, i); the shard seed of shard 0 is `seed`."""
+    ds = example_dataset(objective, files, tokenizer, seq_len, seed, epoch, shard=shard, num_shards=num_shards,
+                         **example_kwargs).enumerate()
+    seed = sharding.shard_seed(seed, shard)
     return ds.map(lambda i, f: mask_fn(f, seed, epoch, i), num_parallel_calls=num_parallel_calls)
 
 
@@ -181,29 +190,14 @@ def seeded_shuffle(ds, buffer_size, seed):
     return tf.data.experimental.from_variant(variant, ds.element_spec)
 
 
-def _shard_plan(files, input_context):
-    """(files for this pipeline, example-level num_shards, shard_index)."""
-    if input_context is None or input_context.num_input_pipelines <= 1:
-        return files, 1, 0
-    n, i = input_context.num_input_pipelines, input_context.input_pipeline_id
-    if len(files) >= n:
-        return files[i::n], 1, 0
-    return files, n, i
-
-
-def _per_replica_batch(batch_size, input_context):
-    if input_context is None:
-        return batch_size
-    return input_context.get_per_replica_batch_size(batch_size)
-
-
 @gin.configurable
 def pretraining_dataset(objective="electra", corpus_paths=None, tokenizer_kind=None, vocab_path=None,
                         seq_len=128, batch_size=128, mask_prob=0.15, max_predictions_per_seq=None,
                         masking="dynamic", static_paths=None, mask_unit=None, max_ngram=3,
                         packing_mode="full", short_seq_prob=0.1, random_next_sentence=False, seed=0,
                         shuffle_buffer=1000, shuffle_files=True, invalid_utf8="skip", tokenizer_batch=256,
-                        num_parallel_calls=tf.data.AUTOTUNE, input_context=None, documents="all", num_epochs=None):
+                        num_parallel_calls=tf.data.AUTOTUNE, input_context=None, input_shards=None, documents="all",
+                        num_epochs=None):
     """Infinite batched pretraining dataset (module docstring lists the features).
 
     Args:
@@ -212,7 +206,8 @@ def pretraining_dataset(objective="electra", corpus_paths=None, tokenizer_kind=N
       tokenizer_kind: "wordpiece", "sentencepiece" or "bpe"; None = the objective's default.
       vocab_path: vocabulary of that kind; None = the embedded vocabulary.
       seq_len: T.
-      batch_size: global batch size (per-replica with `input_context`); batches drop the remainder.
+      batch_size: global batch size B (of one micro-batch over every replica); the dataset yields batches of
+        B / replicas (`input_context.num_replicas_in_sync`, 1 without a context), dropping the remainder.
       mask_prob: fraction of tokens to predict.
       max_predictions_per_seq: P; None = int((mask_prob + 0.005) * seq_len) (google-research/electra).
       masking: "dynamic" (mask in-graph every epoch) or "static" (read `static_paths` TFRecords).
@@ -223,13 +218,16 @@ def pretraining_dataset(objective="electra", corpus_paths=None, tokenizer_kind=N
       short_seq_prob: sentence pairs: share of shorter random target lengths.
       random_next_sentence: "mlm_sop" only: reproduce ALBERT's random-document B for one-line chunks.
       seed: int, the root of every random draw (file order, construction, masks, shuffling).
-      shuffle_buffer: examples in the shuffle buffer (0 or 1 = no shuffling).
+      shuffle_buffer: examples in each input shard's shuffle buffer (0 or 1 = no shuffling).
       shuffle_files: shuffle the file order each epoch.
       invalid_utf8: "skip" (drop undecodable lines in-graph) or "error" (scan first, raise CorpusError).
       tokenizer_batch: lines per tokenizer call.
       num_parallel_calls: parallelism of the masking map.
-      input_context: tf.distribute.InputContext; shards files (or examples, when there are fewer files than
-        pipelines) by `input_pipeline_id` and uses `get_per_replica_batch_size(batch_size)`.
+      input_context: tf.distribute.InputContext of this input pipeline (worker / TPU host): it builds only its
+        input shards and yields its replicas' batches, consecutively per replica (`plm_tf.data.sharding`).
+      input_shards: S, the input shards of the whole stream (files when there are at least S, else documents);
+        None = the number of input pipelines. For a fixed S every pipeline count dividing S trains on the same
+        global batches.
       documents: "all", "train" (the held-out documents left out) or "heldout" (only those); see
         `plm_tf.data.heldout` (the trainer trains on "train" when it evaluates on the held-out slice).
       num_epochs: None repeats forever; an int stops after epochs 0..num_epochs-1 (evaluation sets).
@@ -259,29 +257,35 @@ def pretraining_dataset(objective="electra", corpus_paths=None, tokenizer_kind=N
                             "with static masking give the trainer pretrain.eval_corpus_paths")
     if num_epochs is not None and (masking == "static" or num_epochs < 1):
         raise PipelineError(f"num_epochs must be None or a positive int with dynamic masking, got {num_epochs!r}")
-    batch = _per_replica_batch(batch_size, input_context)
+    try:
+        shards = sharding.plan(batch_size, input_shards, input_context)
+    except sharding.ShardingError as error:
+        raise PipelineError(str(error)) from None
     if masking == "static":
         if static_paths is None:
             raise PipelineError("masking='static' needs static_paths (TFRecords from create_pretraining_data.py)")
         return static_dataset(static_paths, objective, seq_len, max_predictions_per_seq, batch_size, seed,
-                              shuffle_buffer, input_context)
+                              shuffle_buffer, input_context, input_shards)
     files = corpus.prepare_files(default_corpus() if corpus_paths is None else corpus_paths, invalid_utf8)
     tok = load_tokenizer(tokenizer_kind or DEFAULT_TOKENIZER[objective], vocab_path)
     corpus.check_has_tokens(files, tok)
     mask_fn = make_mask_fn(objective, tok, mask_prob, max_predictions_per_seq, mask_unit, max_ngram)
-    files, num_shards, shard_index = _shard_plan(files, input_context)
     example_kwargs = dict(packing_mode=packing_mode, short_seq_prob=short_seq_prob,
                           random_next_sentence=random_next_sentence, tokenizer_batch=tokenizer_batch,
                           shuffle_files=shuffle_files, documents=documents)
 
-    def one_epoch(epoch):
-        return masked_epoch_dataset(objective, files, tok, seq_len, seed, epoch, mask_fn, num_shards,
-                                    shard_index, num_parallel_calls, **example_kwargs)
+    def shard_chunks(shard):
+        def one_epoch(epoch):
+            return masked_epoch_dataset(objective, files, tok, seq_len, seed, epoch, mask_fn, shard,
+                                        shards.num_shards, num_parallel_calls, **example_kwargs)
 
-    ds = tf.data.Dataset.range(2**62 if num_epochs is None else num_epochs).flat_map(one_epoch)
-    if shuffle_buffer > 1:
-        ds = seeded_shuffle(ds, shuffle_buffer, seed)
-    return ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        ds = tf.data.Dataset.range(2**62 if num_epochs is None else num_epochs).flat_map(one_epoch)
+        if shuffle_buffer > 1:
+            ds = seeded_shuffle(ds, shuffle_buffer, sharding.shard_seed(seed, shard))
+        return ds.batch(shards.chunk_size, drop_remainder=True)
+
+    chunks = [shard_chunks(shard) for shard in shards.shards]
+    return sharding.combine(chunks, shards.per_replica_batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 # ----- static baseline: TFRecords -----------------------------------------------------------------------
@@ -373,10 +377,11 @@ def _check_static_record(path, objective, seq_len, max_predictions_per_seq):
 
 
 def static_dataset(paths, objective, seq_len, max_predictions_per_seq, batch_size, seed=0,
-                   shuffle_buffer=1000, input_context=None):
+                   shuffle_buffer=1000, input_context=None, input_shards=None):
     """Reads static TFRecords back into the batches of `pretraining_dataset` (infinite, drop_remainder).
 
-    Files are sharded by `input_context.input_pipeline_id` when there are enough of them, else records are.
+    Input shards as in `pretraining_dataset` (`plm_tf.data.sharding`): shard s reads the files `files[s::S]`
+    when there are at least S files, else the records r ≡ s (mod S).
     """
     _check_objective(objective)
     try:
@@ -384,14 +389,21 @@ def static_dataset(paths, objective, seq_len, max_predictions_per_seq, batch_siz
     except corpus.CorpusError as e:
         raise PipelineError(f"static TFRecords: {e}") from None
     _check_static_record(files[0], objective, seq_len, max_predictions_per_seq)
-    files_sharded, n, i = _shard_plan(files, input_context)
-    ds = tf.data.TFRecordDataset(files_sharded)
-    if n > 1:
-        ds = ds.shard(n, i)
-    ds = ds.repeat()
-    if shuffle_buffer > 1:
-        ds = seeded_shuffle(ds, shuffle_buffer, seed)
-    ds = ds.map(parse_tf_example(objective, seq_len, max_predictions_per_seq),
-                num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(_per_replica_batch(batch_size, input_context), drop_remainder=True).prefetch(
-        tf.data.AUTOTUNE)
+    try:
+        shards = sharding.plan(batch_size, input_shards, input_context)
+    except sharding.ShardingError as error:
+        raise PipelineError(str(error)) from None
+    parse = parse_tf_example(objective, seq_len, max_predictions_per_seq)
+
+    def shard_chunks(shard):
+        own_files = sharding.shard_files(files, shard, shards.num_shards)
+        ds = tf.data.TFRecordDataset(own_files or files)
+        if own_files is None and shards.num_shards > 1:
+            ds = ds.shard(shards.num_shards, shard)
+        ds = ds.repeat()
+        if shuffle_buffer > 1:
+            ds = seeded_shuffle(ds, shuffle_buffer, sharding.shard_seed(seed, shard))
+        return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE).batch(shards.chunk_size, drop_remainder=True)
+
+    chunks = [shard_chunks(shard) for shard in shards.shards]
+    return sharding.combine(chunks, shards.per_replica_batch_size).prefetch(tf.data.AUTOTUNE)

@@ -223,6 +223,9 @@ class CheckpointManager:
         save_interval_steps: `save()` without `force` writes only when at least this many steps passed
             since the last checkpoint; None writes every time.
         strategy: the `tf.distribute.Strategy`; decides who writes under multi-worker training.
+        input_positions: for runs with several input pipelines, this worker's
+            `plm_tf.training.input_positions.InputPositions` (its iterator is then not in the checkpoint): saved
+            before each checkpoint, restored with it.
         **extra_trackables: more checkpointable objects, saved under their keyword.
 
     Example:
@@ -241,6 +244,7 @@ class CheckpointManager:
         max_to_keep=5,
         save_interval_steps=None,
         strategy=None,
+        input_positions=None,
         **extra_trackables,
     ):
         if max_to_keep is not None and max_to_keep < 1:
@@ -252,6 +256,7 @@ class CheckpointManager:
             step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         self.step = step
         self.iterator = iterator
+        self.input_positions = input_positions
         objects = {"model": model, "optimizer": optimizer, "step": step, **extra_trackables}
         if iterator is not None:
             objects["iterator"] = iterator
@@ -299,6 +304,8 @@ class CheckpointManager:
         Args:
             force: write even if fewer than `save_interval_steps` steps passed since the last one.
         """
+        if self.input_positions is not None:  # first: a checkpoint never exists without its input positions
+            self.input_positions.save(int(self.step.numpy()))
         path = self._manager.save(checkpoint_number=self.step, check_interval=not force)
         if not self.is_chief:
             shutil.rmtree(self._write_directory, ignore_errors=True)
@@ -343,6 +350,8 @@ class CheckpointManager:
                 tf.compat.v1.train.update_checkpoint_state(
                     self.directory, kept[-1], all_model_checkpoint_paths=kept)
                 self._tf_manager = None
+            if self.input_positions is not None:
+                self.input_positions.restore(int(self.step.numpy()))
             return int(self.step.numpy())
         raise CheckpointDamagedError(
             f"{self.directory} holds an earlier run but no checkpoint of it restores ({'; '.join(skipped)}). "

@@ -75,6 +75,47 @@ def any_worker(strategy, flag):
     return int(strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)) > 0
 
 
+InputLayout = collections.namedtuple("InputLayout", ["num_pipelines", "pipeline_id", "local_replicas"])
+InputLayout.__doc__ = """How input is read under a strategy (`plm_tf.data.sharding`).
+
+num_pipelines: N, the input pipelines of the job: one per worker under "multi_worker_mirrored", one per host
+    under "tpu", else 1.
+pipeline_id: this process's pipeline (its worker's index in the cluster; 0 for "tpu", whose hosts are fed by
+    `distribute_datasets_from_function`).
+local_replicas: L, the replicas one pipeline feeds (num_replicas_in_sync / N).
+"""
+
+
+def input_layout(strategy):
+    """The `InputLayout` of `strategy`."""
+    replicas = strategy.num_replicas_in_sync
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        resolver = strategy.cluster_resolver
+        cluster = resolver.cluster_spec().as_dict()
+        chiefs = len(cluster.get("chief", []))
+        workers = chiefs + len(cluster.get("worker", []))
+        pipeline = 0 if resolver.task_type == "chief" else chiefs + int(resolver.task_id)
+        return InputLayout(workers, pipeline, replicas // workers)
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        hosts = strategy.extended.num_hosts
+        return InputLayout(hosts, 0, replicas // hosts)
+    return InputLayout(1, 0, replicas)
+
+
+def input_context(strategy):
+    """The `tf.distribute.InputContext` of this process's input pipeline under `strategy`."""
+    layout = input_layout(strategy)
+    return tf.distribute.InputContext(num_input_pipelines=layout.num_pipelines,
+                                      input_pipeline_id=layout.pipeline_id,
+                                      num_replicas_in_sync=strategy.num_replicas_in_sync)
+
+
+def uses_distributed_input(strategy):
+    """True for "tpu": its hosts read input through `strategy.distribute_datasets_from_function`, one
+    pipeline per host; the other strategies feed their local replicas from a plain (checkpointable) iterator."""
+    return isinstance(strategy, tf.distribute.TPUStrategy)
+
+
 BatchSizes = collections.namedtuple(
     "BatchSizes", ["global_batch_size", "micro_batch_size", "per_replica_batch_size"]
 )

@@ -37,26 +37,32 @@ def replica_step(model, optimizer, objective, batch, step, run_seed):
     return loss, losses, sums
 
 
-def make_train_loop(strategy, model, optimizer, objective, run_seed, micro_steps_per_update):
+def make_train_loop(strategy, model, optimizer, objective, run_seed, micro_steps_per_update, input_layout=None,
+                    distributed_input=False):
     """A tf.function running `num_updates` optimizer updates (each of `micro_steps_per_update` micro-batches).
 
-    Input: `iterator` is a plain (checkpointable) tf.data iterator of *per-replica* batches, the same stream on
-    every worker. Each micro-batch takes `num_replicas_in_sync` consecutive batches and gives replica r the
-    r-th, so every worker's iterator stays at the same position (restoring the chief's iterator state is
-    right for all of them) and the global micro-batch holds the same examples whatever the replica count.
+    Input (`plm_tf.data.sharding`): by default `iterator` is this worker's plain (checkpointable) tf.data
+    iterator of *per-replica* batches of its input pipeline; each micro-batch takes `input_layout.local_replicas`
+    consecutive batches and gives the pipeline's l-th replica (replica p·L + l) the l-th. With
+    `distributed_input` (TPU hosts), `iterator` iterates `strategy.distribute_datasets_from_function` and each
+    `next` is already the per-replica batch.
 
     Returns a function (iterator, num_updates int32 scalar, first_step int64) → (mean loss, {loss: mean},
     metric sums), everything summed over replicas and averaged (losses) or summed (metric sums) over the
     micro-batches it ran.
     """
 
-    replicas = strategy.num_replicas_in_sync
+    local_replicas = input_layout.local_replicas if input_layout else strategy.num_replicas_in_sync
+    first_replica = input_layout.pipeline_id * local_replicas if input_layout else 0
 
     def one_micro_batch(iterator, step):
-        batches = [next(iterator) for _ in range(replicas)]
-        batch = strategy.experimental_distribute_values_from_function(
-            lambda context: batches[context.replica_id_in_sync_group]
-        )
+        if distributed_input:
+            batch = next(iterator)
+        else:
+            batches = [next(iterator) for _ in range(local_replicas)]
+            batch = strategy.experimental_distribute_values_from_function(
+                lambda context: batches[context.replica_id_in_sync_group - first_replica]
+            )
         per_replica = strategy.run(replica_step, args=(model, optimizer, objective, batch, step, run_seed))
         return tf.nest.map_structure(
             lambda value: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None), per_replica

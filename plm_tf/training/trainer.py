@@ -23,6 +23,7 @@ from plm_tf.models import objectives
 from plm_tf.models.builders import build_pretraining_model
 from plm_tf.models.configs import bind_vocab_size
 from plm_tf.training import checkpointing, distribution, precision
+from plm_tf.training.input_positions import InputPositions
 from plm_tf.training.optimizers import create_optimizer
 from plm_tf.training.progress import ProgressReporter, format_duration
 from plm_tf.training.train_step import make_train_loop
@@ -82,6 +83,7 @@ def pretrain(
     eval_corpus_paths=None,
     eval_every=0,
     eval_batches=8,
+    input_shards=None,
     print_fn=print,
 ):
     """Pretrains `objective` and returns a summary dict (also written to `model_dir/summary.json`).
@@ -113,6 +115,10 @@ def pretrain(
         eval_every: updates between evaluations (`plm_tf.evaluation.evaluator`: fixed seeded batches, dropout
             off; also at the first and last step); 0 = no evaluation and training on every document.
         eval_batches: batches of `batch_size` examples per evaluation.
+        input_shards: S, the shares the input stream is split into (`plm_tf.data.sharding`); each input
+            pipeline (worker, TPU host) builds only its S / N shards. None = the number of pipelines. With a fixed
+            S, 1, 2, ... S workers (any divisor) train on the same batches. A run resumes with the same
+            workers and S it started with (recorded in `model_dir/input_layout.json`).
         print_fn: where progress lines go.
     """
     if objective not in pipelines.DEFAULT_TOKENIZER:
@@ -127,12 +133,12 @@ def pretrain(
         return _pretrain(handler, model_dir, objective, train_steps, batch_size, seq_len, corpus_paths,
                          tokenizer_kind, vocab_path, steps_per_loop, log_every, checkpoint_every, keep_checkpoints,
                          precision_policy, strategy, tpu_address, seed, export, eval_corpus_paths, eval_every,
-                         eval_batches, print_fn)
+                         eval_batches, input_shards, print_fn)
 
 
 def _pretrain(handler, model_dir, objective, train_steps, batch_size, seq_len, corpus_paths, tokenizer_kind,
               vocab_path, steps_per_loop, log_every, checkpoint_every, keep_checkpoints, precision_policy, strategy,
-              tpu_address, seed, export, eval_corpus_paths, eval_every, eval_batches, print_fn):
+              tpu_address, seed, export, eval_corpus_paths, eval_every, eval_batches, input_shards, print_fn):
     """`pretrain` with its SIGTERM handler installed (a signal at any moment from here on is a clean stop)."""
     evaluate_heldout = bool(eval_every) and eval_corpus_paths is None
     started = time.perf_counter()
@@ -158,19 +164,35 @@ def _pretrain(handler, model_dir, objective, train_steps, batch_size, seq_len, c
     accumulation = int(getattr(optimizer, "gradient_accumulation_steps", None) or 1)
     batches = distribution.split_batch(batch_size, strategy_obj.num_replicas_in_sync, accumulation)
 
-    # Every worker reads the same stream of per-replica batches (see make_train_loop), so the iterator is a
-    # plain checkpointable tf.data iterator under every strategy.
-    dataset = pipelines.pretraining_dataset(
-        objective=objective, corpus_paths=corpus_paths, tokenizer_kind=tokenizer.kind, vocab_path=vocab_path,
-        seq_len=seq_len, batch_size=batches.per_replica_batch_size, seed=seed,
-        documents="train" if evaluate_heldout else "all",
-    )
-    iterator = iter(dataset)
+    # Each input pipeline (one per worker, or per TPU host) builds only its shards of the stream
+    # (plm_tf.data.sharding). One pipeline: its iterator is part of the checkpoint. Several workers: each saves its
+    # own position beside it (InputPositions). TPU hosts: distributed datasets, which TensorFlow cannot
+    # checkpoint, resume by skipping the batches already trained on.
+    layout = distribution.input_layout(strategy_obj)
+    shards = _input_shards(model_dir, input_shards, layout, is_chief)
+    distributed_input = distribution.uses_distributed_input(strategy_obj)
+
+    def input_dataset(input_context):
+        return pipelines.pretraining_dataset(
+            objective=objective, corpus_paths=corpus_paths, tokenizer_kind=tokenizer.kind, vocab_path=vocab_path,
+            seq_len=seq_len, batch_size=batches.micro_batch_size, seed=seed, input_context=input_context,
+            input_shards=shards, documents="train" if evaluate_heldout else "all",
+        )
+
+    iterator = positions = None
+    if not distributed_input:
+        iterator = iter(input_dataset(distribution.input_context(strategy_obj)))
+        if layout.num_pipelines > 1:
+            positions = InputPositions(model_dir, layout.pipeline_id, iterator, keep_checkpoints)
     manager = checkpointing.CheckpointManager(
-        model_dir, model, optimizer, iterator=iterator, max_to_keep=keep_checkpoints, strategy=strategy_obj,
-        dropout_rng=_dropout_rng_state(model),
+        model_dir, model, optimizer, iterator=iterator if positions is None else None, max_to_keep=keep_checkpoints,
+        strategy=strategy_obj, input_positions=positions, dropout_rng=_dropout_rng_state(model),
     )
     start_step = manager.restore_latest()
+    if distributed_input:
+        consumed = start_step * accumulation * layout.local_replicas  # per-replica batches per pipeline
+        iterator = iter(strategy_obj.distribute_datasets_from_function(
+            lambda input_context: input_dataset(input_context).skip(consumed)))
     export_dir = os.path.join(model_dir, "export")
     export_missing = export and is_chief and not tf.io.gfile.exists(os.path.join(export_dir, "saved_model.pb"))
     if start_step >= train_steps and not export_missing:
@@ -206,7 +228,8 @@ def _pretrain(handler, model_dir, objective, train_steps, batch_size, seq_len, c
         ))
         eval_reporter = EvalReporter(os.path.join(model_dir, "eval"), train_steps, print_fn)
 
-    train_loop = make_train_loop(strategy_obj, model, optimizer, objective, seed, accumulation)
+    train_loop = make_train_loop(strategy_obj, model, optimizer, objective, seed, accumulation, layout,
+                                 distributed_input)
     reporter = ProgressReporter(
         os.path.join(model_dir, "train") if is_chief else None, train_steps, seq_len * batch_size, print_fn
     )
@@ -274,6 +297,8 @@ def _pretrain(handler, model_dir, objective, train_steps, batch_size, seq_len, c
         "strategy": strategy,
         "replicas": strategy_obj.num_replicas_in_sync,
         "precision": precision_policy,
+        "input_pipelines": layout.num_pipelines,
+        "input_shards": shards,
         "weights_fingerprint": weights_fingerprint(model),
         "corpus_invalid_utf8_lines": corpus_stats.invalid_utf8_lines if corpus_stats is not None else None,
     }
@@ -315,6 +340,29 @@ def _export(handler, summary, model, tokenizer, export_dir, seq_len, model_dir, 
     summary["preempted"] = False
     _write_summary(model_dir, summary)
     return summary
+
+
+def _input_shards(model_dir, input_shards, layout, is_chief):
+    """S for this run: `input_shards` or the number of input pipelines; checked against, or recorded in,
+    `model_dir/input_layout.json`, since a run resumes only with the input layout it started with."""
+    shards = layout.num_pipelines if input_shards is None else input_shards
+    path = os.path.join(model_dir, "input_layout.json")
+    wanted = {"input_pipelines": layout.num_pipelines, "input_shards": shards}
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            stored = json.load(f)
+    except (tf.errors.OpError, ValueError):
+        stored = None
+    if stored is not None and stored != wanted and checkpointing.find_checkpoints(model_dir)[0]:
+        raise TrainingError(
+            f"{model_dir} was started with {stored['input_pipelines']} input pipeline(s) (workers) and "
+            f"pretrain.input_shards = {stored['input_shards']}; this run has {layout.num_pipelines} and "
+            f"{shards}. Resume it with the same workers and input_shards, or use a new model_dir.")
+    if is_chief and stored != wanted:
+        tf.io.gfile.makedirs(model_dir)
+        with tf.io.gfile.GFile(path, "w") as f:
+            json.dump(wanted, f)
+    return shards
 
 
 def check_writable(model_dir):

@@ -159,22 +159,6 @@ class ReproducibilityTest(tf.test.TestCase):
                                                   for _ in range(3)])
 
 
-class ShardingTest(tf.test.TestCase):
-
-    def test_input_context(self):
-        def ctx(i):
-            return tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=i,
-                                              num_replicas_in_sync=2)
-        kw = dict(SMALL, batch_size=8, shuffle_buffer=0, shuffle_files=False)
-        s0 = take(pipelines.pretraining_dataset("electra", input_context=ctx(0), **kw), 2)
-        s1 = take(pipelines.pretraining_dataset("electra", input_context=ctx(1), **kw), 2)
-        full = take(pipelines.pretraining_dataset("electra", **dict(kw, batch_size=4)), 4)
-        self.assertEqual(s0[0]["input_ids"].shape, (4, 64))  # per-replica batch
-        rows = np.concatenate([b["input_ids"] for b in full])
-        self.assertAllEqual(s0[0]["input_ids"], rows[0:8:2])  # one file: examples 0, 2, 4, 6 ...
-        self.assertAllEqual(s1[0]["input_ids"], rows[1:8:2])
-
-
 class StaticTest(tf.test.TestCase):
 
     def test_tfrecords_round_trip(self):

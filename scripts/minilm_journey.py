@@ -94,7 +94,7 @@ def finetune_once(args, setting, init, seed, converted):
             return json.load(handle)
     print(f"\n=== {setting['name']}: {init} init, seed {seed} ===", flush=True)
     bindings = [f"finetune.seed = {seed}", f"finetune.num_epochs = {setting['epochs']}",
-                f"finetune.seq_len = {setting['seq_len']}", f"finetune.learning_rate = {args.learning_rate}",
+                f"finetune.seq_len = {setting['seq_len']}", f"finetune.learning_rate = {setting['learning_rate']}",
                 "finetune.layer_decay = 1.0", "finetune.schedule = 'bert'", f"finetune.batch_size = {args.batch_size}",
                 f"finetune.max_train_examples = {setting['max_train']}"]
     gin_files = ["finetune/electra.gin"]
@@ -174,7 +174,9 @@ def main():
     parser.add_argument("--spam_seq_len", type=int, default=32, help="tokens per spam example")
     parser.add_argument("--entailment_seq_len", type=int, default=48, help="tokens per entailment pair")
     parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--learning_rate", type=float, default=1e-4)
+    parser.add_argument("--learning_rate", type=float, default=1e-4, help="peak learning rate (spam)")
+    parser.add_argument("--entailment_learning_rate", type=float, default=None,
+                        help="peak learning rate for entailment (default: --learning_rate)")
     parser.add_argument("--spam_subset", type=int, default=500)
     parser.add_argument("--spam_subset_epochs", type=int, default=2)
     parser.add_argument("--spam_full_epochs", type=int, default=1)
@@ -196,11 +198,12 @@ def main():
         {"train": args.entailment_train, "dev": args.entailment_eval, "test": args.entailment_eval})
     settings = [
         {"name": f"spam_{args.spam_subset}", "task_dir": spam, "max_train": args.spam_subset,
-         "epochs": args.spam_subset_epochs, "seq_len": args.spam_seq_len},
+         "epochs": args.spam_subset_epochs, "seq_len": args.spam_seq_len, "learning_rate": args.learning_rate},
         {"name": f"entailment_{args.entailment_train}", "task_dir": entailment, "max_train": None,
-         "epochs": args.entailment_epochs, "seq_len": args.entailment_seq_len},
+         "epochs": args.entailment_epochs, "seq_len": args.entailment_seq_len,
+         "learning_rate": args.entailment_learning_rate or args.learning_rate},
         {"name": "spam_full", "task_dir": spam, "max_train": None, "epochs": args.spam_full_epochs,
-         "seq_len": args.spam_seq_len},
+         "seq_len": args.spam_seq_len, "learning_rate": args.learning_rate},
     ]
     results, journeys = {}, {}
     summary_path = os.path.join(args.work_dir, "summary.json")

@@ -26,6 +26,10 @@ of example i of epoch e are stateless functions of (seed, e, i) (masking.example
 The iterator is checkpointable with `tf.train.Checkpoint(iterator=it)`: restoring continues at the exact
 position (the scan state, shuffle buffer and epoch counter are part of the iterator state).
 
+Input shards (`plm_tf.data.sharding`): the stream is split into `input_shards` shards (by files, else by
+documents), each with its own construction, masking and shuffling seeds (shard 0 keeps `seed`); an input
+pipeline (`input_context`) builds only its shards and yields its replicas' batches.
+
 Static baseline (`masking="static"`): `scripts/create_pretraining_data.py` writes `dupe_factor` masked
 epochs to TFRecords (`write_static_examples`); `static_dataset` reads them back into identical batches.
 """

@@ -86,32 +86,30 @@ def shard_files(files, shard, num_shards):
     return None
 
 
-def select_shard_documents(lines, shard, num_shards):
+def select_shard_documents(lines, shard, num_shards, block_lines=1024):
     """Keeps the lines of the documents d ≡ shard (mod num_shards) of a line dataset (tf.string []).
 
     Documents are numbered in stream order; a document is the non-blank lines up to a blank line (the corpus
-    layout, `plm_tf.data.corpus`). Blank lines are always kept: they only end documents. A `scan` with two
-    scalars of state, so it is checkpointable like the rest of the pipeline.
+    layout, `plm_tf.data.corpus`). Blank lines are always kept: they only end documents. Vectorised: a `scan`
+    over blocks of `block_lines` lines (its state: whether the previous line was inside a document, and the
+    last document number), so the per-line cost is a few tensor ops, not a function call per line; it is
+    checkpointable like the rest of the pipeline.
     """
     if num_shards == 1:
         return lines
 
-    def step(state, line):
+    def step(state, block):
         in_document, document = state
-        blank = tf.equal(tf.strings.length(tf.strings.strip(line)), 0)
-        starts = tf.logical_and(tf.logical_not(blank), tf.logical_not(in_document))
-        document = document + tf.cast(starts, tf.int64)
-        keep = tf.logical_or(blank, tf.equal(tf.math.floormod(document, num_shards), shard))
-        return (tf.logical_not(blank), document), (line, keep)
+        blank = tf.equal(tf.strings.length(tf.strings.strip(block)), 0)
+        previous_in_document = tf.concat([[in_document], tf.logical_not(blank)[:-1]], axis=0)
+        starts = tf.logical_and(tf.logical_not(blank), tf.logical_not(previous_in_document))
+        numbers = document + tf.cumsum(tf.cast(starts, tf.int64))
+        keep = tf.logical_or(blank, tf.equal(tf.math.floormod(numbers, num_shards), shard))
+        return (tf.logical_not(blank[-1]), numbers[-1]), tf.boolean_mask(block, keep)
 
-    def kept(line, keep):
-        return keep
-
-    def text(line, keep):
-        return line
-
-    # document starts at -1: the first document is number 0.
-    return lines.scan((tf.constant(False), tf.constant(-1, tf.int64)), step).filter(kept).map(text)
+    # The document number starts at -1: the first document is number 0.
+    start = (tf.constant(False), tf.constant(-1, tf.int64))
+    return lines.batch(block_lines).scan(start, step).unbatch()
 
 
 def combine(chunk_datasets, per_replica_batch_size):

@@ -66,14 +66,15 @@ class DocumentShardTest(tf.test.TestCase):
     def test_shards_partition_the_documents(self):
         lines = tf.data.TextLineDataset(CORPUS)
         expected = documents(CORPUS)
-        kept = []
-        for shard in range(3):
-            text = "\n".join(line.decode() for line in sharding.select_shard_documents(lines, shard, 3)
-                             .as_numpy_iterator())
-            own = [block.splitlines() for block in text.strip("\n").split("\n\n") if block.strip()]
-            self.assertEqual(own, expected[shard::3])  # documents d ≡ shard (mod 3), in order
-            kept += own
-        self.assertCountEqual([tuple(d) for d in kept], [tuple(d) for d in expected])
+        for block_lines in (1, 7, 1024):  # documents that span blocks of the vectorised scan
+            kept = []
+            for shard in range(3):
+                selected = sharding.select_shard_documents(lines, shard, 3, block_lines=block_lines)
+                text = "\n".join(line.decode() for line in selected.as_numpy_iterator())
+                own = [block.splitlines() for block in text.strip("\n").split("\n\n") if block.strip()]
+                self.assertEqual(own, expected[shard::3])  # documents d ≡ shard (mod 3), in order
+                kept += own
+            self.assertCountEqual([tuple(d) for d in kept], [tuple(d) for d in expected])
 
 
 class PipelineShardTest(tf.test.TestCase):

@@ -12,7 +12,9 @@ max_predictions_per_seq); generator MLM loss at the masked positions, Gumbel-max
 replaced-token loss on every token, loss = MLM + 50 × RTD; AdamW (lr 5e-4, weight decay 0.01 except
 LayerNorm and biases, ε 1e-6) with global-norm clipping 1.0. plm_tf runs its own trainer step
 (`plm_tf.training.train_step.make_train_loop`, gin/electra_small.gin); the PyTorch step is written here from
-the same description with `transformers`' ELECTRA modules.
+the same description with `transformers`' ELECTRA modules; the keras-hub step uses two `ElectraBackbone`s
+(whose embeddings cannot be shared: the generator keeps its own tables, a little more optimizer work) with the
+heads written here.
 
 For every configuration: the median of `--steps` timed steps (after warm-up and compilation), tokens/s,
 model-FLOPs utilisation against the matmul peak measured in the same process and dtype, the process's peak RSS
@@ -207,7 +209,7 @@ def run_keras_hub(args):
 
     def backbone(tower):
         return keras_hub.models.ElectraBackbone(
-            vocabulary_size=VOCAB, num_layers=tower["layers"], num_heads=tower["heads"], hidden_dim=tower["hidden"],
+            vocab_size=VOCAB, num_layers=tower["layers"], num_heads=tower["heads"], hidden_dim=tower["hidden"],
             embedding_dim=tower["embedding"], intermediate_dim=tower["intermediate"], dropout=0.1, max_sequence_length=512)
 
     discriminator, generator = backbone(DISCRIMINATOR), backbone(GENERATOR)

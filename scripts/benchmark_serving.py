@@ -8,10 +8,14 @@ with `plm_tf.export.exporter.export_saved_model`, loads it back with `tf.saved_m
     keras tf.function  the same call compiled once with tf.function (what an in-process server would do)
     saved token_ids    the SavedModel's `token_ids` signature on the same ids
     saved text         the SavedModel's `serving_default` on raw strings: tokenize, truncate, pad, run, score
+    hf eager (torch)   the peer: `transformers.ElectraForPreTraining` of the same shape (random weights) in
+                       PyTorch eager under `torch.inference_mode()`, on the same ids (with `--hf_peer`, the
+                       default when torch and transformers are installed: the `hf` extra)
 
 at batch 1 (latency: median and p99 over `--latency_runs` calls, in ms) and at batch 32 (throughput in
 sequences/s over `--throughput_runs` calls). All inputs are T = `--max_seq_length` tokens long (the texts are
-long enough to be truncated to T), so the four rows do the same network work. It prints the machine (CPU model,
+long enough to be truncated to T), so the rows do the same network work. With the peer it also prints the
+SavedModel paths' batch-1 latency as ratios to the peer's (≤ 1 means plm_tf's serving is at least as fast). It prints the machine (CPU model,
 cores, load average) and the versions. Times include the Python call overhead of each path.
 
     python scripts/benchmark_serving.py
@@ -34,6 +38,7 @@ flags.DEFINE_integer("latency_runs", 100, "timed batch-1 calls per path.")
 flags.DEFINE_integer("throughput_runs", 10, "timed batch calls per path.")
 flags.DEFINE_integer("warmup", 3, "untimed calls before each measurement.")
 flags.DEFINE_string("json_out", None, "also write the results here as JSON.")
+flags.DEFINE_bool("hf_peer", True, "also time transformers' ElectraForPreTraining (PyTorch eager), if installed.")
 FLAGS = flags.FLAGS
 
 
@@ -84,6 +89,37 @@ def percentile(values, q):
     low = int(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def hf_peer(encoder, ids):
+    """fn(n) timing `transformers.ElectraForPreTraining` (PyTorch eager, inference mode) on ids[n], or None when
+    torch / transformers are not installed. Same shape as `encoder`, random weights."""
+    try:
+        import torch
+        import transformers
+    except ImportError:
+        print("hf eager (torch): skipped, torch / transformers are not installed (pip install -e .[hf])")
+        return None
+    config = transformers.ElectraConfig(
+        vocab_size=encoder.vocab_size, embedding_size=encoder.embedding_size, hidden_size=encoder.hidden_size,
+        num_hidden_layers=encoder.num_layers, num_attention_heads=encoder.num_heads,
+        intermediate_size=encoder.intermediate_size, max_position_embeddings=512, hidden_act="gelu")
+    model = transformers.ElectraForPreTraining(config).eval()
+    torch_ids = {n: tuple(torch.from_numpy(t.numpy()).long() for t in value) for n, value in ids.items()}
+
+    class _Done:  # what `_block` expects: something with .numpy()
+        def __init__(self, tensor):
+            self.tensor = tensor
+
+        def numpy(self):
+            return self.tensor.numpy()
+
+    def call(n):
+        word_ids, mask, type_ids = torch_ids[n]
+        with torch.inference_mode():
+            return _Done(model(input_ids=word_ids, attention_mask=mask, token_type_ids=type_ids).logits)
+
+    return call
 
 
 def main(argv):
@@ -139,6 +175,9 @@ def main(argv):
                                                    input_type_ids=ids[n][2])["logits"],
             "saved text": lambda n: text_signature(text=texts[n]),
         }
+        peer = hf_peer(encoder, ids) if FLAGS.hf_peer else None
+        if peer is not None:
+            paths["hf eager (torch)"] = peer
         results = {"machine": info, "gin_file": FLAGS.gin_file, "max_seq_length": T, "throughput_batch": B,
                    "export_seconds": export_seconds, "load_seconds": load_seconds, "paths": {}}
         print(f"\n{'path':<20s} {'b=1 median ms':>14s} {'b=1 p99 ms':>11s} {f'b={B} seq/s':>11s} "
@@ -153,6 +192,14 @@ def main(argv):
             results["paths"][name] = row
             print(f"{name:<20s} {row['latency_median_ms']:>14.1f} {row['latency_p99_ms']:>11.1f} "
                   f"{row['throughput_seq_per_s']:>11.1f} {row['batch_median_ms']:>14.1f}", flush=True)
+        if peer is not None:
+            reference = results["paths"]["hf eager (torch)"]
+            for name in ("saved token_ids", "saved text"):
+                for key in ("latency_median_ms", "latency_p99_ms"):
+                    ratio = results["paths"][name][key] / reference[key]
+                    results["paths"][name][f"{key}_vs_hf"] = ratio
+                print(f"{name} / hf eager: batch-1 median {results['paths'][name]['latency_median_ms_vs_hf']:.2f}, "
+                      f"p99 {results['paths'][name]['latency_p99_ms_vs_hf']:.2f}")
         results["machine"]["load_average_1m_end"] = round(os.getloadavg()[0], 2)
         print(f"\nload average (1 min) at the end: {results['machine']['load_average_1m_end']}")
         if FLAGS.json_out:

@@ -194,6 +194,14 @@ def seeded_shuffle(ds, buffer_size, seed):
     return tf.data.experimental.from_variant(variant, ds.element_spec)
 
 
+def _shard_plan(batch_size, input_shards, input_context):
+    """`sharding.plan`, its errors as PipelineError."""
+    try:
+        return sharding.plan(batch_size, input_shards, input_context)
+    except sharding.ShardingError as error:
+        raise PipelineError(str(error)) from None
+
+
 @gin.configurable
 def pretraining_dataset(objective="electra", corpus_paths=None, tokenizer_kind=None, vocab_path=None,
                         seq_len=128, batch_size=128, mask_prob=0.15, max_predictions_per_seq=None,
@@ -261,15 +269,12 @@ def pretraining_dataset(objective="electra", corpus_paths=None, tokenizer_kind=N
                             "with static masking give the trainer pretrain.eval_corpus_paths")
     if num_epochs is not None and (masking == "static" or num_epochs < 1):
         raise PipelineError(f"num_epochs must be None or a positive int with dynamic masking, got {num_epochs!r}")
-    try:
-        shards = sharding.plan(batch_size, input_shards, input_context)
-    except sharding.ShardingError as error:
-        raise PipelineError(str(error)) from None
     if masking == "static":
         if static_paths is None:
             raise PipelineError("masking='static' needs static_paths (TFRecords from create_pretraining_data.py)")
         return static_dataset(static_paths, objective, seq_len, max_predictions_per_seq, batch_size, seed,
                               shuffle_buffer, input_context, input_shards)
+    shards = _shard_plan(batch_size, input_shards, input_context)
     files = corpus.prepare_files(default_corpus() if corpus_paths is None else corpus_paths, invalid_utf8)
     tok = load_tokenizer(tokenizer_kind or DEFAULT_TOKENIZER[objective], vocab_path)
     corpus.check_has_tokens(files, tok)
@@ -288,8 +293,7 @@ def pretraining_dataset(objective="electra", corpus_paths=None, tokenizer_kind=N
             ds = seeded_shuffle(ds, shuffle_buffer, sharding.shard_seed(seed, shard))
         return ds.batch(shards.chunk_size, drop_remainder=True)
 
-    chunks = [shard_chunks(shard) for shard in shards.shards]
-    return sharding.combine(chunks, shards.per_replica_batch_size).prefetch(tf.data.AUTOTUNE)
+    return sharding.combine(shards, shard_chunks)
 
 
 # ----- static baseline: TFRecords -----------------------------------------------------------------------
@@ -393,10 +397,7 @@ def static_dataset(paths, objective, seq_len, max_predictions_per_seq, batch_siz
     except corpus.CorpusError as e:
         raise PipelineError(f"static TFRecords: {e}") from None
     _check_static_record(files[0], objective, seq_len, max_predictions_per_seq)
-    try:
-        shards = sharding.plan(batch_size, input_shards, input_context)
-    except sharding.ShardingError as error:
-        raise PipelineError(str(error)) from None
+    shards = _shard_plan(batch_size, input_shards, input_context)
     parse = parse_tf_example(objective, seq_len, max_predictions_per_seq)
 
     def shard_chunks(shard):
@@ -409,5 +410,4 @@ def static_dataset(paths, objective, seq_len, max_predictions_per_seq, batch_siz
             ds = seeded_shuffle(ds, shuffle_buffer, sharding.shard_seed(seed, shard))
         return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE).batch(shards.chunk_size, drop_remainder=True)
 
-    chunks = [shard_chunks(shard) for shard in shards.shards]
-    return sharding.combine(chunks, shards.per_replica_batch_size).prefetch(tf.data.AUTOTUNE)
+    return sharding.combine(shards, shard_chunks)

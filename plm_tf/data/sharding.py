@@ -32,13 +32,11 @@ class ShardingError(ValueError):
     """Input shards, pipelines, replicas and batch size that do not divide evenly; the message says which."""
 
 
-ShardPlan = collections.namedtuple(
-    "ShardPlan", ["num_shards", "shards", "num_pipelines", "pipeline_id", "chunk_size", "per_replica_batch_size"])
+ShardPlan = collections.namedtuple("ShardPlan", ["num_shards", "shards", "chunk_size", "per_replica_batch_size"])
 ShardPlan.__doc__ = """Which shards one input pipeline builds and how it batches them.
 
 num_shards: S, the input shards of the whole stream.
 shards: the shard indices this pipeline owns (S / N consecutive ones).
-num_pipelines, pipeline_id: N and p (from the `tf.distribute.InputContext`; 1 and 0 without one).
 chunk_size: examples per shard per global micro-batch (B / S).
 per_replica_batch_size: examples per replica batch (B / R).
 """
@@ -71,7 +69,7 @@ def plan(global_batch_size, num_shards=None, input_context=None):
             raise ShardingError(f"the global batch of {global_batch_size} examples cannot be split between {what}")
     per_pipeline = shards // pipelines
     return ShardPlan(shards, tuple(range(pipeline_id * per_pipeline, (pipeline_id + 1) * per_pipeline)),
-                     pipelines, pipeline_id, global_batch_size // shards, global_batch_size // replicas)
+                     global_batch_size // shards, global_batch_size // replicas)
 
 
 def shard_seed(seed, shard):
@@ -112,12 +110,14 @@ def select_shard_documents(lines, shard, num_shards, block_lines=1024):
     return lines.batch(block_lines).scan(start, step).unbatch()
 
 
-def combine(chunk_datasets, per_replica_batch_size):
-    """One pipeline's per-replica batches from its shards' datasets of chunks (each batched to chunk_size).
+def combine(plan, shard_chunks):
+    """One pipeline's per-replica batches: `shard_chunks(s)` is shard s's dataset of chunks (batched to
+    `plan.chunk_size`), for each shard of `plan`.
 
     Chunk k of every shard are concatenated in shard order (the pipeline's rows of global micro-batch k), then
-    cut into batches of `per_replica_batch_size` rows, consecutive per replica.
+    cut into batches of `plan.per_replica_batch_size` rows, consecutive per replica; prefetched.
     """
+    chunk_datasets = [shard_chunks(shard) for shard in plan.shards]
     if len(chunk_datasets) == 1:
         ds = chunk_datasets[0]
     else:
@@ -125,7 +125,6 @@ def combine(chunk_datasets, per_replica_batch_size):
             return tf.nest.map_structure(lambda *parts: tf.concat(parts, axis=0), *chunks)
 
         ds = tf.data.Dataset.zip(tuple(chunk_datasets)).map(concatenate)
-    chunk_rows = ds.element_spec["input_ids"].shape[0] if isinstance(ds.element_spec, dict) else None
-    if chunk_rows != per_replica_batch_size:
-        ds = ds.rebatch(per_replica_batch_size, drop_remainder=True)
-    return ds
+    if plan.chunk_size * len(plan.shards) != plan.per_replica_batch_size:
+        ds = ds.rebatch(plan.per_replica_batch_size, drop_remainder=True)
+    return ds.prefetch(tf.data.AUTOTUNE)

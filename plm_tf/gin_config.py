@@ -15,7 +15,8 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 # any of them (a converted model.gin binds `finetune.*` and `pretrain.*`) without `import` lines, and no
 # configurable is registered after the config is locked.
 CONFIGURABLE_MODULES = (
-    "plm_tf.models.configs", "plm_tf.models.builders", "plm_tf.data.pipelines", "plm_tf.training.precision",
+    "plm_tf.models.configs", "plm_tf.models.builders", "plm_tf.data.assets", "plm_tf.data.pipelines",
+    "plm_tf.training.precision",
     "plm_tf.training.distribution", "plm_tf.training.optimizers", "plm_tf.training.schedules",
     "plm_tf.training.trainer", "plm_tf.finetuning.optimization", "plm_tf.finetuning.trainer",
 )

@@ -102,7 +102,14 @@ class Task:
         return counts.index(max(counts))
 
     def subsample_train(self, max_examples, seed=0):
-        """Keeps a seeded random subset of at most `max_examples` train examples (order shuffled)."""
+        """Keeps a seeded random subset of at most `max_examples` train examples (order shuffled).
+
+        Raises:
+            TaskDataError: `max_examples` is below 1 (None keeps every example).
+        """
+        if max_examples is not None and max_examples < 1:
+            raise TaskDataError(
+                f"finetune.max_train_examples must be at least 1 (or None for the whole train split); got {max_examples}.")
         train = self.splits["train"]
         if max_examples is None or max_examples >= len(train):
             return

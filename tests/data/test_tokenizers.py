@@ -508,6 +508,53 @@ class AssetsTest(tf.test.TestCase):
         self.assertEqual(len(docs), 269)
         self.assertTrue(docs[0].startswith("The family of Dashwood"))
 
+    def test_embedded_corpora_by_name(self):
+        from plm_tf.data.corpus import CorpusError
+        from plm_tf.gin_config import parse_gin, query_or_none
+
+        self.assertEqual(assets.embedded_corpus_path("austen"), assets.default_corpus_path())
+        self.assertEqual(assets.embedded_corpus(), [assets.default_corpus_path()])
+        self.assertTrue(os.path.isfile(assets.embedded_corpus_path("email")))
+        with self.assertRaisesRegex(CorpusError, "unknown embedded corpus 'emails'; expected one of austen, email"):
+            assets.embedded_corpus_path("emails")
+        parse_gin([], ["pretrain.corpus_paths = @embedded_corpus()", "embedded_corpus.name = 'email'"])
+        self.assertEqual(query_or_none("pretrain.corpus_paths"), [assets.embedded_corpus_path("email")])
+
+    def test_email_corpus_format(self):
+        """One email a document (4,474 in the spam task's train split, none empty), a sentence a line."""
+        with gzip.open(assets.embedded_corpus_path("email"), "rt", encoding="utf-8") as f:
+            text = f.read()
+        docs = text.rstrip("\n").split("\n\n")
+        self.assertLen(docs, 4474)
+        self.assertTrue(all(doc.strip() for doc in docs))
+        self.assertTrue(docs[0].startswith("Klez: The Virus That Won't Die"))
+        lines = text.split("\n")
+        self.assertNotIn("\t", text)
+        # Sentence splitting: no line holds ". X" (a sentence end followed by more text).
+        self.assertEqual([line for line in lines if ". " in line and line.split(". ")[1][:1].isupper()][:3], [])
+
+
+class EmailCorpusBuildTest(tf.test.TestCase):
+    """scripts/build_default_assets.py rebuilds the committed email corpus byte for byte, from the train split
+    only (needs ../shared/data)."""
+
+    def test_rebuilt_byte_identical_and_train_split_only(self):
+        build = _load_script("build_default_assets")
+        source = shared_data_path("tasks", "spam", "train.tsv.gz")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "email_corpus.txt.gz")
+            build.write_gzip(path, build.email_corpus_text(str(source)).encode("utf-8"))
+            with open(path, "rb") as a, open(assets.embedded_corpus_path("email"), "rb") as b:
+                self.assertEqual(a.read(), b.read())
+        with gzip.open(assets.embedded_corpus_path("email"), "rt", encoding="utf-8") as f:
+            corpus_documents = set(f.read().rstrip("\n").split("\n\n"))
+        for split in ("dev", "test"):
+            held_out = build.email_corpus_text(str(shared_data_path("tasks", "spam", f"{split}.tsv.gz")))
+            # ../shared/data removed exact duplicate bodies before splitting, so no dev or test email is a
+            # corpus document (near-duplicates of train mailings remain, as in the task itself).
+            leaked = [doc for doc in held_out.rstrip("\n").split("\n\n") if doc in corpus_documents]
+            self.assertEmpty(leaked, msg=f"{split} emails found in the pretraining corpus")
+
 
 if __name__ == "__main__":
     tf.test.main()

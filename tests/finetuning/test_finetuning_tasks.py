@@ -87,6 +87,11 @@ class TsvTaskTest(tf.test.TestCase):
         again = tasks.load_tsv_task(folder)
         again.subsample_train(5, seed=3)
         self.assertEqual(task.splits["train"].text_a, again.splits["train"].text_a)
+        again.subsample_train(None)
+        self.assertLen(again.splits["train"], 5)
+        for bad in (0, -3):
+            with self.assertRaisesRegex(TaskDataError, f"max_train_examples must be at least 1 .*; got {bad}"):
+                again.subsample_train(bad)
 
     def test_positive_label_option(self):
         task = tasks.load_tsv_task(str(FIXTURES / "single"), positive_label="0")

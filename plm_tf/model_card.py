@@ -19,6 +19,8 @@ import os
 
 import tensorflow as tf
 
+from plm_tf.data import assets
+
 CARD_NAME = "README.md"
 
 
@@ -96,7 +98,7 @@ def pretraining_facts(summary, model, tokenizer, vocab_path, corpus_paths, batch
                       **{"parameters with pretraining heads": f"{counts['pretraining_model']:,}"}),
         "vocab": {"tokenizer": tokenizer.kind, "vocabulary": vocab_path or "embedded default (plm_tf/assets)",
                   "tokens": tokenizer.vocab_size},
-        "data": {"corpus": corpus_paths or "embedded default (Jane Austen's novels, plm_tf/assets/corpus.txt.gz)",
+        "data": {"corpus": assets.describe_corpus(corpus_paths),
                  "sequence length": seq_len, "batch size": batch_size, "tokens seen": summary["step"] * batch_size * seq_len},
         "training": {"updates": summary["step"], "wall time": summary.get("wall_time"),
                      "tokens/s (median)": summary.get("tokens_per_second"), "strategy": summary.get("strategy"),

@@ -27,6 +27,7 @@ def assets_dir():
 
 
 _CORPORA = {"austen": "corpus.txt.gz", "email": "email_corpus.txt.gz"}
+_CORPUS_TEXTS = {"austen": "Jane Austen's novels", "email": "the spam task's train-split email bodies"}
 
 
 def default_corpus_path():
@@ -58,3 +59,17 @@ def default_vocab_path(kind):
 
         raise TokenizerError(f"unknown tokenizer kind {kind!r}; expected one of {', '.join(_VOCABS)}")
     return os.path.join(ASSETS_DIR, _VOCABS[kind])
+
+
+def describe_corpus(corpus_paths):
+    """A readable name of a run's corpus for model cards: embedded corpora by what they hold, others as given.
+
+    `corpus_paths`: None (the default corpus) or a list of paths, as `pretrain(corpus_paths=...)` takes them.
+    """
+    names = {os.path.normpath(embedded_corpus_path(name)): name for name in _CORPORA}
+    described = []
+    for path in [default_corpus_path()] if corpus_paths is None else corpus_paths:
+        name = names.get(os.path.normpath(os.fspath(path)))
+        described.append(f"embedded {name} corpus ({_CORPUS_TEXTS[name]}, plm_tf/assets/{_CORPORA[name]})"
+                         if name else os.fspath(path))
+    return ", ".join(described)

@@ -519,6 +519,16 @@ class AssetsTest(tf.test.TestCase):
             assets.embedded_corpus_path("emails")
         parse_gin([], ["pretrain.corpus_paths = @embedded_corpus()", "embedded_corpus.name = 'email'"])
         self.assertEqual(query_or_none("pretrain.corpus_paths"), [assets.embedded_corpus_path("email")])
+        parse_gin(["electra_demo.gin"])
+        self.assertEqual(query_or_none("pretrain.corpus_paths"), [assets.embedded_corpus_path("email")])
+
+    def test_corpus_descriptions_for_model_cards(self):
+        self.assertEqual(assets.describe_corpus(None),
+                         "embedded austen corpus (Jane Austen's novels, plm_tf/assets/corpus.txt.gz)")
+        self.assertEqual(
+            assets.describe_corpus([assets.embedded_corpus_path("email"), "/data/extra.txt"]),
+            "embedded email corpus (the spam task's train-split email bodies, plm_tf/assets/email_corpus.txt.gz), "
+            "/data/extra.txt")
 
     def test_email_corpus_format(self):
         """One email a document (4,474 in the spam task's train split, none empty), a sentence a line."""

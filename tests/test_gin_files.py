@@ -7,6 +7,7 @@ import pathlib
 
 import tensorflow as tf
 
+from plm_tf.data import assets
 from plm_tf.gin_config import parse_gin, query_or_none
 
 GIN_DIR = pathlib.Path(__file__).resolve().parent.parent / "gin"
@@ -47,7 +48,7 @@ class GinFilesTest(tf.test.TestCase):
             with self.subTest(gin_file=str(path.relative_to(GIN_DIR))):
                 parse_gin([str(path)])
 
-    def test_demo_long_is_the_demo_model_with_a_longer_schedule(self):
+    def test_longer_demos_are_the_demo_model_with_a_longer_schedule(self):
         parse_gin(["electra_demo.gin"])
         demo = {name: query_or_none(name) for name in (
             "encoder_config.num_layers", "encoder_config.hidden_size", "encoder_config.embedding_size",
@@ -57,6 +58,12 @@ class GinFilesTest(tf.test.TestCase):
         self.assertEqual(query_or_none("pretrain.train_steps"), 12000)
         self.assertEqual(query_or_none("WarmupPolynomialDecayProduct.num_train_steps"), 12000)
         self.assertEqual(query_or_none("WarmupPolynomialDecayProduct.peak_learning_rate"), 2e-4)
+        parse_gin(["electra_cpu_hour.gin"])
+        self.assertEqual({name: query_or_none(name) for name in demo}, demo)
+        self.assertEqual(query_or_none("pretrain.train_steps"), 3000)
+        self.assertEqual(query_or_none("WarmupPolynomialDecayProduct.num_train_steps"), 3000)
+        self.assertEqual(query_or_none("WarmupPolynomialDecayProduct.peak_learning_rate"), 1e-4)
+        self.assertEqual(query_or_none("pretrain.corpus_paths"), [assets.embedded_corpus_path("email")])
 
 
     def test_every_model_file_sets_up_a_shrunk_training_run(self):
@@ -68,7 +75,7 @@ class GinFilesTest(tf.test.TestCase):
         from plm_tf.training.optimizers import create_optimizer
 
         files = model_files()
-        self.assertLen(files, 17)  # 11 published sizes, 2 demos, 4 tiny test models
+        self.assertLen(files, 18)  # 11 published sizes, 3 demos (600 updates, CPU hour, long), 4 tiny test models
         data_parameters = inspect.signature(pipelines.pretraining_dataset).parameters
         pipelines_built = set()  # the input pipeline is set up once per distinct objective + data bindings
         for name in files:

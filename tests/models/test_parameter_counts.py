@@ -42,6 +42,7 @@ def _counts(size, *bindings):
 DEMO_ENCODER = (8445 * 64 + 128 * 64 + 2 * 64 + 2 * 64 + 64 * 128 + 128
                 + 4 * (4 * (128 * 128 + 128) + 2 * 2 * 128 + 128 * 512 + 512 + 512 * 128 + 128))
 OTHER_MODEL_FILES = {
+    "electra_cpu_hour": DEMO_ENCODER,
     "electra_demo": DEMO_ENCODER,
     "electra_demo_long": DEMO_ENCODER,
     "testing/albert_tiny": None,

@@ -76,7 +76,9 @@ class QuietCommandTest(tf.test.TestCase):
         self.assertLess(max(i for i, line in enumerate(lines) if line.startswith("step ")), start)
         card = open(os.path.join(model_dir, "README.md")).read()
         for fact in ("# ELECTRA pretraining run", "| hidden_size | 32 |", "| tokens | 8445 |", "| updates | 2 |",
-                     "| discriminator_auc |", f"restore_encoder({model_dir!r})", f"tf.saved_model.load({export_dir!r})"):
+                     "| discriminator_auc |",
+                     "| corpus | embedded austen corpus (Jane Austen's novels, plm_tf/assets/corpus.txt.gz) |",
+                     f"restore_encoder({model_dir!r})", f"tf.saved_model.load({export_dir!r})"):
             self.assertIn(fact, card)
 
         bad = subprocess.run(

@@ -4,8 +4,10 @@ checkpoint, one JSON object on stdout.
 DIR is a `python -m plm_tf.train` model_dir (its latest checkpoint), one of its `ckpt-N` prefixes, or a
 `python -m plm_tf.convert` output folder (`plm_tf.evaluation.loading`). The evaluation is the trainer's
 (`plm_tf.evaluation.evaluator`: fixed seeded masks and samples, dropout off), so its numbers equal the run's
-`eval/` summaries for the same weights and settings. Without --corpus it evaluates on the held-out documents
-of the embedded corpus (`plm_tf.data.heldout`), which a trainer run with evaluation never trained on.
+`eval/` summaries for the same weights and settings. Without --corpus a trainer run is evaluated on what it
+evaluated on itself: the held-out documents of its training corpus (`plm_tf.data.heldout`), which it never
+trained on, or its `pretrain.eval_corpus_paths`; a converted checkpoint on the embedded corpus's held-out
+documents.
 
 Output: {"checkpoint", "layout", "objective", "step", "corpus", "documents", "seq_len", "batch_size",
 "eval_batches", "metrics": {name: value}} (NaN written as null). Bad input (missing checkpoint, unknown
@@ -20,8 +22,8 @@ from plm_tf.cli import exit_with_error
 from plm_tf.evaluation.checkpoint import evaluate_checkpoint
 
 flags.DEFINE_string("checkpoint", None, "trainer model_dir or checkpoint prefix, or a converted-model folder.")
-flags.DEFINE_multi_string("corpus", None, "evaluation corpus files/folders/globs (default: the embedded "
-                          "corpus's held-out documents).")
+flags.DEFINE_multi_string("corpus", None, "evaluation corpus files/folders/globs (default: a trainer run's own "
+                          "evaluation data; for a converted checkpoint the embedded corpus's held-out documents).")
 flags.DEFINE_enum("documents", None, ["all", "heldout"], "which documents of the corpus to evaluate on "
                   "(default: heldout without --corpus, all with it).")
 flags.DEFINE_integer("seq_len", None, "tokens per example (default: the run's pretrain.seq_len).")

@@ -9,6 +9,7 @@ import sys
 
 import tensorflow as tf
 
+from plm_tf.data import assets
 from plm_tf.evaluation import curves
 from plm_tf.gin_config import parse_gin
 from plm_tf.training.trainer import pretrain
@@ -31,7 +32,10 @@ class TrainingEvaluationTest(tf.test.TestCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.model_dir = os.path.join(tf.compat.v1.test.get_temp_dir(), "electra_eval_run")
-        parse_gin(["testing/electra_tiny.gin"], ["pretrain.eval_every = 3", "pretrain.eval_batches = 2"])
+        # Not the default corpus: `plm_tf.evaluate` must find the run's own held-out documents by itself.
+        parse_gin(["testing/electra_tiny.gin"], ["pretrain.eval_every = 3", "pretrain.eval_batches = 2",
+                                                 "pretrain.corpus_paths = @embedded_corpus()",
+                                                 "embedded_corpus.name = 'email'"])
         cls.lines = []
         cls.summary = pretrain(cls.model_dir, print_fn=cls.lines.append)
 
@@ -71,6 +75,7 @@ class TrainingEvaluationTest(tf.test.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr[-2000:])
         output = json.loads(result.stdout)
         self.assertEqual((output["step"], output["objective"], output["documents"]), (6, "electra", "heldout"))
+        self.assertEqual(output["corpus"], [assets.embedded_corpus_path("email")])
         expected = {name: (None if isinstance(value, float) and math.isnan(value) else value)
                     for name, value in self.summary["eval"].items() if name != "step"}
         self.assertEqual(output["metrics"], expected)  # bit-identical to the trainer's evaluation

@@ -2,6 +2,7 @@
 mixed_bfloat16, on this machine.
 
     python scripts/benchmark_train.py [--batch_size=16 --seq_len=128 --steps=5]
+    python scripts/benchmark_train.py --size=base --seq_len=512 --batch_size=8 --steps=2   # published base shapes
 
 Each row times the trainer's own step function (`plm_tf.training.train_step`, the recipe's optimizer) on a
 fixed synthetic batch, so the figures measure compute only (the input pipeline is benchmarked by
@@ -23,6 +24,9 @@ flags.DEFINE_integer("batch_size", 16, "sequences per step")
 flags.DEFINE_integer("seq_len", 128, "tokens per sequence")
 flags.DEFINE_integer("steps", 5, "timed steps per row (after 2 warm-up steps)")
 flags.DEFINE_list("families", ["electra", "bert", "roberta", "albert"], "families to benchmark")
+flags.DEFINE_enum("size", "small", ["small", "base"],
+                  "small: every family at ELECTRA-Small's shape; base: each family's published base gin file "
+                  "(ELECTRA-Base 12 × 768 with its 1/3 generator, BERT/RoBERTa-Base, ALBERT-Base E 128)")
 flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16"], "precision policies")
 FLAGS = flags.FLAGS
 
@@ -136,6 +140,8 @@ def benchmark_row(family, policy):
     from plm_tf.training.train_step import make_train_loop
 
     gin_file, bindings = FAMILY_GIN[family]
+    if FLAGS.size == "base":
+        gin_file, bindings = f"{family}_base.gin", []
     parse_gin([gin_file], bindings)
     precision.set_precision(policy)
     strategy = tf.distribute.get_strategy()
@@ -168,7 +174,7 @@ def main(argv):
     peaks = {"float32": matmul_peak(tf.float32), "mixed_bfloat16": matmul_peak(tf.bfloat16)}
     for policy, peak in peaks.items():
         print(f"measured matmul peak ({policy}): {peak / 1e9:,.1f} GFLOP/s")
-    print(f"batch {FLAGS.batch_size} × length {FLAGS.seq_len}; each row: best of 3 windows of {FLAGS.steps} steps\n")
+    print(f"{FLAGS.size} shapes; batch {FLAGS.batch_size} × length {FLAGS.seq_len}; each row: best of 3 windows of {FLAGS.steps} steps\n")
     print(f"{'family':<9} {'precision':<15} {'step s':>8} {'seq/s':>8} {'tokens/s':>10} {'GFLOP/s':>9} {'MFU':>6}")
     for family in FLAGS.families:
         for policy in FLAGS.precisions:

@@ -14,13 +14,30 @@ import keras
 from keras import ops
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 @keras.saving.register_keras_serializable(package="plm_tf")
+@ops.custom_gradient
 def gelu_exact(x):
-    """Exact GELU, x·Φ(x) with the normal CDF written through erf. Shape-preserving."""
+    """Exact GELU, x·Φ(x) with the normal CDF written through erf. Shape-preserving.
+
+    The gradient is written out, Φ(x) + x·φ(x), rather than differentiated through the erf expression: the
+    same value with a third of the element-wise backward ops, which are what a bfloat16 step on a CPU spends
+    its time on.
+    """
     x = ops.convert_to_tensor(x)
-    return 0.5 * x * (1.0 + ops.erf(x / ops.cast(math.sqrt(2.0), x.dtype)))
+    one_plus_erf = 1.0 + ops.erf(x * ops.cast(_SQRT_HALF, x.dtype))
+    cdf = 0.5 * one_plus_erf
+
+    def grad(*args, upstream=None):
+        if upstream is None:
+            (upstream,) = args
+        pdf = ops.exp(-0.5 * ops.square(x)) * ops.cast(_INV_SQRT_2PI, x.dtype)
+        return upstream * (cdf + x * pdf)
+
+    return x * cdf, grad
 
 
 @keras.saving.register_keras_serializable(package="plm_tf")

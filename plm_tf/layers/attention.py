@@ -1,13 +1,14 @@
 """Multi-head scaled dot-product self-attention with a padding mask.
 
 Follows google-research/bert `modeling.py` `attention_layer`: separate query/key/value projections of width H,
-scores scaled by 1/√(H/heads), padding keys masked with an additive −10000 before the softmax, dropout on the
+scores scaled by 1/√(H/heads) (applied to the query, see `call`), padding keys masked with an additive −10000 before the softmax, dropout on the
 attention probabilities. The output projection ("dense" in BERT's `attention/output`) is part of this layer.
 The softmax is computed in float32 even under mixed precision.
 """
 import keras
 from keras import ops
 
+from plm_tf.layers.dropout import Dropout
 from plm_tf.layers.initializers import truncated_normal
 
 # google-research/bert: `adder = (1.0 - mask) * -10000.0`.
@@ -55,7 +56,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.key = dense("key")
         self.value = dense("value")
         self.output_dense = dense("output_dense")
-        self.dropout = keras.layers.Dropout(attention_dropout_rate, dtype=self.dtype_policy, name="dropout")
+        self.dropout = Dropout(attention_dropout_rate, dtype=self.dtype_policy, name="dropout")
 
     def build(self, input_shape):
         for layer in (self.query, self.key, self.value, self.output_dense):
@@ -67,12 +68,13 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         return ops.reshape(x, (batch, length, self.num_heads, self.head_size))
 
     def call(self, hidden_states, attention_mask=None, training=False):
-        query = self._split_heads(self.query(hidden_states))
+        # BERT scales the scores by 1/√d; scaling the query instead is the same product on a tensor N·T/H times
+        # smaller ([B, T, H] against [B, N, T, T]), and exact when d is a power of 4 (64 in every published size).
+        query = self._split_heads(self.query(hidden_states) * ops.cast(self.head_size**-0.5, self.compute_dtype))
         key = self._split_heads(self.key(hidden_states))
         value = self._split_heads(self.value(hidden_states))
         # [B, N, Tq, Tk]
-        scores = ops.einsum("bqnd,bknd->bnqk", query, key)
-        scores = ops.cast(scores, "float32") * (1.0 / float(self.head_size) ** 0.5)
+        scores = ops.cast(ops.einsum("bqnd,bknd->bnqk", query, key), "float32")
         if attention_mask is not None:
             keep = ops.cast(attention_mask, "float32")[:, None, None, :]
             scores = scores + (1.0 - keep) * MASK_ADDER

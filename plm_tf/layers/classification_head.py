@@ -8,6 +8,7 @@
 """
 import keras
 
+from plm_tf.layers.dropout import Dropout
 from plm_tf.layers.initializers import truncated_normal
 
 
@@ -28,7 +29,7 @@ class ClassificationHead(keras.layers.Layer):
         self.num_classes = num_classes
         self.dropout_rate = dropout_rate
         self.initializer_range = initializer_range
-        self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy, name="dropout")
+        self.dropout = Dropout(dropout_rate, dtype=self.dtype_policy, name="dropout")
         self.classifier = keras.layers.Dense(
             num_classes, kernel_initializer=truncated_normal(initializer_range),
             dtype=self.dtype_policy, name="classifier",

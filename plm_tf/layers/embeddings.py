@@ -10,6 +10,8 @@ projection belongs to the encoder (each ELECTRA tower has its own, REFERENCE §3
 import keras
 from keras import ops
 
+from plm_tf.layers.dropout import Dropout
+from plm_tf.layers.layer_norm import LayerNorm
 from plm_tf.layers.initializers import truncated_normal
 
 
@@ -62,10 +64,10 @@ class TransformerEmbeddings(keras.layers.Layer):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.dropout_rate = dropout_rate
         self.initializer_range = initializer_range
-        self.layer_norm = keras.layers.LayerNormalization(
+        self.layer_norm = LayerNorm(
             epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="layer_norm"
         )
-        self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy, name="dropout")
+        self.dropout = Dropout(dropout_rate, dtype=self.dtype_policy, name="dropout")
 
     def build(self, input_shape=None):
         init = truncated_normal(self.initializer_range)

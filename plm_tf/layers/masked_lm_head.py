@@ -8,6 +8,7 @@ embeddings (ALBERT, ELECTRA generators) it also projects back down to the table'
 import keras
 from keras import ops
 
+from plm_tf.layers.layer_norm import LayerNorm
 from plm_tf.layers.activations import activation_name, get_activation
 from plm_tf.layers.initializers import truncated_normal
 
@@ -54,7 +55,7 @@ class MaskedLMHead(keras.layers.Layer):
             dtype=self.dtype_policy,
             name="dense",
         )
-        self.layer_norm = keras.layers.LayerNormalization(
+        self.layer_norm = LayerNorm(
             epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="layer_norm"
         )
 

@@ -11,6 +11,8 @@ Each half owns its LayerNorm, which is how those ablation parameter counts come 
 """
 import keras
 
+from plm_tf.layers.dropout import Dropout
+from plm_tf.layers.layer_norm import LayerNorm
 from plm_tf.layers.activations import activation_name, get_activation
 from plm_tf.layers.attention import MultiHeadSelfAttention
 from plm_tf.layers.initializers import truncated_normal
@@ -55,8 +57,8 @@ class AttentionSublayer(keras.layers.Layer):
             dtype=self.dtype_policy,
             name="self_attention",
         )
-        self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy, name="dropout")
-        self.layer_norm = keras.layers.LayerNormalization(
+        self.dropout = Dropout(dropout_rate, dtype=self.dtype_policy, name="dropout")
+        self.layer_norm = LayerNorm(
             epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="layer_norm"
         )
 
@@ -127,8 +129,8 @@ class FeedForwardSublayer(keras.layers.Layer):
         self.output_dense = keras.layers.Dense(
             hidden_size, kernel_initializer=init, dtype=self.dtype_policy, name="output_dense"
         )
-        self.dropout = keras.layers.Dropout(dropout_rate, dtype=self.dtype_policy, name="dropout")
-        self.layer_norm = keras.layers.LayerNormalization(
+        self.dropout = Dropout(dropout_rate, dtype=self.dtype_policy, name="dropout")
+        self.layer_norm = LayerNorm(
             epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="layer_norm"
         )
 

@@ -10,6 +10,7 @@ CPUs the Philox kernel is the cost: in a bfloat16 ELECTRA-Small step the dropout
 all the forward matmuls of the feed-forward layers (`scripts/benchmark_compare.py`, profiled). Here each
 32-bit Philox output is split into two 16-bit integers and an element is kept when its integer is at least
 `round(rate · 2**16)`: half the Philox work, and an integer comparison instead of a float conversion.
+`keras.random` has no full-range integer draw, so this layer calls `tf.random` directly.
 
 The drop probability is therefore `round(rate · 65536) / 65536` (0.1 → 0.1000061), and survivors are scaled by
 `65536 / (65536 − round(rate · 65536))`, so the expected output equals the input exactly. (Keras's float32 mask

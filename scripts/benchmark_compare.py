@@ -20,7 +20,9 @@ For every configuration: the median of `--steps` timed steps (after warm-up and 
 model-FLOPs utilisation against the matmul peak measured in the same process and dtype, the process's peak RSS
 and how busy the cores were during the timed steps (process CPU time / wall time / cores). The load average
 before each configuration is printed: on shared machines only the ratios of one interleaved run count. The
-last table gives each plm_tf figure as a ratio to the best peer of the same precision.
+last table gives each plm_tf figure as a ratio to the best peer of the same precision. `plm_tf_bf16_loop10` runs
+10 updates per call of the trainer's loop (`pretrain.steps_per_loop = 10`) and reports per update, to compare
+with one update per call.
 """
 import argparse
 import json
@@ -33,8 +35,8 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH, SEQ_LEN, PREDICTIONS, VOCAB = 32, 128, 19, 30522
-CONFIGS = ("plm_tf_fp32", "plm_tf_bf16", "hf_eager_fp32", "hf_eager_bf16", "hf_compile_fp32", "hf_compile_bf16",
-           "keras_hub_bf16")
+CONFIGS = ("plm_tf_fp32", "plm_tf_bf16", "plm_tf_bf16_loop10", "hf_eager_fp32", "hf_eager_bf16", "hf_compile_fp32",
+           "hf_compile_bf16", "keras_hub_bf16")
 DISCRIMINATOR = dict(hidden=256, heads=4, intermediate=1024, layers=12, embedding=128)
 GENERATOR = dict(hidden=64, heads=1, intermediate=256, layers=12, embedding=128)
 
@@ -85,7 +87,9 @@ def timed(step, warmup, steps):
 
 # ----- plm_tf ---------------------------------------------------------------------------------------------
 
-def run_plm_tf(bf16, args):
+def run_plm_tf(bf16, args, updates_per_call=1):
+    """One update per call of the trainer's loop, or `updates_per_call` (as with `pretrain.steps_per_loop`);
+    "seconds" is per update either way."""
     sys.path.insert(0, REPO)
     import tensorflow as tf
 
@@ -110,10 +114,15 @@ def run_plm_tf(bf16, args):
     counter = [0]
 
     def step():
-        loop(iterator, tf.constant(1), tf.constant(counter[0], tf.int64))[0].numpy()
-        counter[0] += 1
+        loop(iterator, tf.constant(updates_per_call), tf.constant(counter[0], tf.int64))[0].numpy()
+        counter[0] += updates_per_call
 
-    seconds, busy = timed(step, args.warmup, args.steps)
+    if updates_per_call == 1:
+        seconds, busy = timed(step, args.warmup, args.steps)
+    else:  # about as many updates as the single-update rows time, in at least 3 calls
+        calls = max(3, -(-args.steps // updates_per_call))
+        seconds, busy = timed(step, 1, calls)
+        seconds /= updates_per_call
     return {"seconds": seconds, "busy": busy, "peak_flops": peak,
             "parameters": int(sum(v.numpy().size for v in model.trainable_variables))}
 
@@ -252,7 +261,7 @@ def run_keras_hub(args):
 
 def run_one(name, args):
     if name.startswith("plm_tf"):
-        result = run_plm_tf(name.endswith("bf16"), args)
+        result = run_plm_tf("bf16" in name, args, updates_per_call=10 if name.endswith("loop10") else 1)
     elif name.startswith("hf"):
         result = run_hf("compile" in name, name.endswith("bf16"), args)
     else:
@@ -326,6 +335,10 @@ def main():
             best = max(peers, key=lambda n: peers[n]["tokens_per_s"])
             print(f"| {precision} | {ours['tokens_per_s'] / peers[best]['tokens_per_s']:.2f} | {best} | "
                   f"{ours['rss_gb'] / peers[best]['rss_gb']:.2f} |")
+    if "plm_tf_bf16" in table and "plm_tf_bf16_loop10" in table:
+        ratio = table["plm_tf_bf16_loop10"]["tokens_per_s"] / table["plm_tf_bf16"]["tokens_per_s"]
+        print(f"\nplm_tf bf16, 10 updates per loop call (pretrain.steps_per_loop = 10) / 1 per call, per update: "
+              f"{ratio:.2f}")
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump({"runs": runs, "table": table}, f, indent=2)

@@ -8,6 +8,11 @@ For each task, initialisation and seed it fine-tunes once; both initialisations 
 is the pretraining run's own architecture (its operative_config.gin) with its tokenizer and vocab, so the
 only difference is the pretrained weights. Prints per-seed test scores and their mean ± standard deviation,
 and writes OUT_DIR/summary.json. The README's "Fine-tuning" section gives the commands and figures.
+
+With `--learning_rates=1e-4,3e-4,1e-3` each initialisation runs every seed at every peak LR and keeps, as its
+result, the LR whose mean dev score (the trainer's selection metric) over the seeds is highest; test scores
+never take part in the choice. This is how the BERT and ELECTRA papers pick their fine-tuning LR, and it gives
+each initialisation its own: a random encoder wants a larger step than a pretrained one.
 """
 import argparse
 import json
@@ -36,21 +41,33 @@ def random_init_setup(pretrain_dir):
     return [os.path.join(run_dir, "operative_config.gin")], bindings
 
 
-def run_one(args, task, init, seed, bindings, random_setup):
-    model_dir = os.path.join(args.out_dir, task, init, f"seed{seed}")
+def run_one(args, task, init, seed, bindings, random_setup, learning_rate=None):
+    """One fine-tuning run; `learning_rate` (a string as given on the command line) overrides the recipe's."""
+    model_dir = os.path.join(args.out_dir, task, init, *([f"lr{learning_rate}"] if learning_rate else []), f"seed{seed}")
     results_path = os.path.join(model_dir, "results.json")
     if args.reuse and os.path.exists(results_path):
         print(f"reusing {results_path}")
         with open(results_path) as f:
             return json.load(f)
-    print(f"\n=== {task}: {init} init, seed {seed} ===", flush=True)
+    print(f"\n=== {task}: {init} init, seed {seed}" + (f", peak LR {learning_rate}" if learning_rate else "") + " ===",
+          flush=True)
     bindings = bindings + [f"finetune.seed = {seed}"]
+    if learning_rate:
+        bindings.append(f"finetune.learning_rate = {float(learning_rate)!r}")
     if init == "pretrained":
         return run_finetuning([args.gin_file], bindings, os.path.join(args.tasks_root, task), model_dir,
                               args.pretrain_dir)
     gin_files, tokenizer_bindings = random_setup
     return run_finetuning(gin_files + [args.gin_file], tokenizer_bindings + bindings,
                           os.path.join(args.tasks_root, task), model_dir)
+
+
+def choose_learning_rate(runs_by_lr):
+    """(chosen LR, {LR: mean dev score}) from {LR: [results of each seed]}: the highest mean dev score of the
+    trainer's selection metric, the earlier-listed LR on a tie."""
+    dev_means = {lr: statistics.fmean(run["best"]["dev"][run["selection_metric"]] for run in runs)
+                 for lr, runs in runs_by_lr.items()}
+    return max(dev_means, key=lambda lr: (dev_means[lr], -list(dev_means).index(lr))), dev_means
 
 
 def mean_std(values):
@@ -61,6 +78,10 @@ def print_table(summary):
     print("\n| task | test metric | majority | " + " | ".join(f"{init} init, mean ± std (per seed)" for init in INITS)
           + " |")
     print("|---|---|---|" + "---|" * len(INITS))
+    for task, s in summary.items():
+        for init, search in s.get("learning_rate_search", {}).items():
+            means = ", ".join(f"{lr}: {mean:.4f}" for lr, mean in search["dev_means"].items())
+            print(f"{task}, {init} init: peak LR {search['chosen']} chosen on mean dev score ({means})")
     for task, s in summary.items():
         for metric in METRICS:
             cells = []
@@ -90,6 +111,9 @@ def main():
     parser.add_argument("--seq_len", type=int, default=128)
     parser.add_argument("--gin_param", action="append", default=[])
     parser.add_argument("--inits", default=",".join(INITS), help="which initialisations to run, in order.")
+    parser.add_argument("--learning_rates", default="",
+                        help="peak LRs to try, e.g. 1e-4,3e-4,1e-3; each initialisation keeps the one with the best "
+                             "mean dev score (default: the recipe's LR only).")
     parser.add_argument("--reuse", action="store_true",
                         help="keep the results of runs whose OUT_DIR/<task>/<init>/seed<n>/results.json exists.")
     args = parser.parse_args()
@@ -97,6 +121,13 @@ def main():
     if not set(inits) <= set(INITS):
         parser.error(f"--inits must name some of {INITS}, got {args.inits!r}")
     seeds = [int(seed) for seed in args.seeds.split(",")]
+    learning_rates = [lr for lr in args.learning_rates.split(",") if lr]
+    for lr in learning_rates:
+        try:
+            if not float(lr) > 0:
+                raise ValueError
+        except ValueError:
+            parser.error(f"--learning_rates must be positive numbers, got {lr!r}")
     limits = dict(item.split("=") for item in args.max_train_examples.split(",") if item)
     random_setup = random_init_setup(args.pretrain_dir) if "random" in inits else None
 
@@ -112,18 +143,29 @@ def main():
         bindings += args.gin_param
         entry = summary.setdefault(task, {})
         for init in inits:
-            for seed in seeds:
-                results = run_one(args, task, init, seed, bindings, random_setup)
+            runs_by_lr = {}
+            for learning_rate in learning_rates or [None]:
+                for seed in seeds:
+                    results = run_one(args, task, init, seed, bindings, random_setup, learning_rate)
+                    runs_by_lr.setdefault(learning_rate, {})[str(seed)] = results
+            chosen = None
+            if learning_rates:
+                chosen, dev_means = choose_learning_rate({lr: list(runs.values()) for lr, runs in runs_by_lr.items()})
+                entry.setdefault("learning_rate_search", {})[init] = {
+                    "chosen": chosen, "dev_means": dev_means,
+                    "test_means": {lr: statistics.fmean(run["test"]["accuracy"] for run in runs.values())
+                                   for lr, runs in runs_by_lr.items() if all(run.get("test") for run in runs.values())}}
+            for seed, results in runs_by_lr[chosen].items():
                 entry.update({"num_train_examples": results["num_train_examples"],
                               "hyperparameters": results["hyperparameters"],
                               "majority_baseline": results["majority_baseline"],
                               "pretrain_dir": os.path.abspath(args.pretrain_dir)})
-                entry.setdefault(init, {})[str(seed)] = {
+                entry.setdefault(init, {})[seed] = {
                     "init": results["init"], "best": results["best"], "test": results.get("test"),
                     "wall_seconds": results["wall_seconds"]}
-                os.makedirs(args.out_dir, exist_ok=True)
-                with open(summary_path, "w") as f:
-                    json.dump(summary, f, indent=2)
+            os.makedirs(args.out_dir, exist_ok=True)
+            with open(summary_path, "w") as f:
+                json.dump(summary, f, indent=2)
     print_table(summary)
 
 

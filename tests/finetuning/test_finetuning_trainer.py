@@ -222,6 +222,55 @@ class RestoreEncoderTest(tf.test.TestCase):
         self.assertEqual(task_info["random"]["encoder_config"], task_info["pretrained"]["encoder_config"])
         self.assertEqual(task_info["random"]["encoder_config"]["vocab_size"], 606)
 
+    def _finetune_demo_module(self):
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("finetune_demo", REPO_ROOT / "scripts" / "finetune_demo.py")
+        demo = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(demo)
+        return demo
+
+    def test_finetune_demo_chooses_each_learning_rate_on_dev_only(self):
+        demo = self._finetune_demo_module()
+
+        def run(dev, test):
+            return {"selection_metric": "f1", "best": {"dev": {"f1": dev, "accuracy": 1 - dev}},
+                    "test": {"f1": test, "accuracy": test}}
+
+        runs = {"1e-4": [run(0.5, 0.9), run(0.7, 0.9)], "3e-4": [run(0.7, 0.1), run(0.7, 0.1)],
+                "1e-3": [run(0.9, 0.9), run(0.3, 0.9)]}
+        chosen, dev_means = demo.choose_learning_rate(runs)
+        self.assertEqual(chosen, "3e-4")  # highest mean dev f1 (0.7), whatever the test scores
+        self.assertAllClose([dev_means[lr] for lr in runs], [0.6, 0.7, 0.6])
+        tie = {"1e-3": [run(0.6, 0.0)], "1e-4": [run(0.6, 1.0)]}
+        self.assertEqual(demo.choose_learning_rate(tie)[0], "1e-3")  # a tie goes to the earlier-listed LR
+
+    def test_finetune_demo_script_learning_rate_search(self):
+        from unittest import mock
+
+        demo = self._finetune_demo_module()
+        run_dir, out_dir = _tmpdir(self), _tmpdir(self)
+        self._pretraining_run(run_dir)
+        argv = ["finetune_demo.py", f"--pretrain_dir={run_dir}", f"--out_dir={out_dir}", f"--tasks_root={FIXTURES}",
+                "--tasks=single", "--seeds=0", "--num_epochs=1", "--seq_len=24", "--inits=random",
+                "--learning_rates=1e-4,2e-3", "--gin_file=finetune/electra.gin", "--gin_param=finetune.batch_size = 16"]
+        with mock.patch.object(sys, "argv", argv):
+            demo.main()
+        with open(os.path.join(out_dir, "summary.json")) as f:
+            summary = json.load(f)["single"]
+        search = summary["learning_rate_search"]["random"]
+        per_lr = {}
+        for lr in ("1e-4", "2e-3"):
+            with open(os.path.join(out_dir, "single", "random", f"lr{lr}", "seed0", "results.json")) as f:
+                per_lr[lr] = json.load(f)
+            self.assertAllClose(per_lr[lr]["hyperparameters"]["learning_rate"], float(lr))
+            self.assertAllClose(search["dev_means"][lr], per_lr[lr]["best"]["dev"][per_lr[lr]["selection_metric"]])
+        self.assertEqual(search["chosen"], max(search["dev_means"], key=lambda lr: (search["dev_means"][lr], lr == "1e-4")))
+        self.assertEqual(summary["random"]["0"]["best"], per_lr[search["chosen"]]["best"])
+        bad = argv[:-3] + ["--learning_rates=3e-4,fast"]
+        with mock.patch.object(sys, "argv", bad), self.assertRaises(SystemExit):
+            demo.main()
+
     def test_missing_checkpoint(self):
         with self.assertRaisesRegex(model_lib.CheckpointError, "holds no checkpoint"):
             model_lib.restore_encoder(_tmpdir(self))

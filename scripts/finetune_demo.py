@@ -43,7 +43,8 @@ def random_init_setup(pretrain_dir):
 
 def run_one(args, task, init, seed, bindings, random_setup, learning_rate=None):
     """One fine-tuning run; `learning_rate` (a string as given on the command line) overrides the recipe's."""
-    model_dir = os.path.join(args.out_dir, task, init, *([f"lr{learning_rate}"] if learning_rate else []), f"seed{seed}")
+    run_name = f"lr{learning_rate}/seed{seed}" if learning_rate else f"seed{seed}"
+    model_dir = os.path.join(args.out_dir, task, init, run_name)
     results_path = os.path.join(model_dir, "results.json")
     if args.reuse and os.path.exists(results_path):
         print(f"reusing {results_path}")
@@ -67,7 +68,7 @@ def choose_learning_rate(runs_by_lr):
     trainer's selection metric, the earlier-listed LR on a tie."""
     dev_means = {lr: statistics.fmean(run["best"]["dev"][run["selection_metric"]] for run in runs)
                  for lr, runs in runs_by_lr.items()}
-    return max(dev_means, key=lambda lr: (dev_means[lr], -list(dev_means).index(lr))), dev_means
+    return max(dev_means, key=dev_means.get), dev_means  # max keeps the first of equal scores
 
 
 def mean_std(values):
@@ -115,7 +116,8 @@ def main():
                         help="peak LRs to try, e.g. 1e-4,3e-4,1e-3; each initialisation keeps the one with the best "
                              "mean dev score (default: the recipe's LR only).")
     parser.add_argument("--reuse", action="store_true",
-                        help="keep the results of runs whose OUT_DIR/<task>/<init>/seed<n>/results.json exists.")
+                        help="keep the results of runs whose OUT_DIR/<task>/<init>/[lr<LR>/]seed<n>/results.json "
+                             "exists.")
     args = parser.parse_args()
     inits = args.inits.split(",")
     if not set(inits) <= set(INITS):
@@ -153,7 +155,7 @@ def main():
                 chosen, dev_means = choose_learning_rate({lr: list(runs.values()) for lr, runs in runs_by_lr.items()})
                 entry.setdefault("learning_rate_search", {})[init] = {
                     "chosen": chosen, "dev_means": dev_means,
-                    "test_means": {lr: statistics.fmean(run["test"]["accuracy"] for run in runs.values())
+                    "test_means": {lr: statistics.fmean(run["test"][run["selection_metric"]] for run in runs.values())
                                    for lr, runs in runs_by_lr.items() if all(run.get("test") for run in runs.values())}}
             for seed, results in runs_by_lr[chosen].items():
                 entry.update({"num_train_examples": results["num_train_examples"],

@@ -297,6 +297,10 @@ def main():
             load = os.getloadavg()[0]
             env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
                        PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+            if name.startswith("hf"):
+                # With TensorFlow installed, `transformers` imports it too unless told not to: ~0.5 GB of RSS
+                # the PyTorch step never uses.
+                env["USE_TF"] = "0"
             done = subprocess.run([sys.executable, os.path.abspath(__file__), f"--run={name}", f"--warmup={args.warmup}",
                                    f"--steps={args.steps}"], capture_output=True, text=True, env=env, cwd=REPO)
             lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]

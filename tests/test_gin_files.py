@@ -52,19 +52,24 @@ class GinFilesTest(tf.test.TestCase):
         parse_gin(["electra_demo.gin"])
         demo = {name: query_or_none(name) for name in (
             "encoder_config.num_layers", "encoder_config.hidden_size", "encoder_config.embedding_size",
-            "electra.generator_hidden_fraction", "pretrain.batch_size", "pretrain.seq_len")}
-        parse_gin(["electra_demo_long.gin"])
-        self.assertEqual({name: query_or_none(name) for name in demo}, demo)
-        self.assertEqual(query_or_none("pretrain.train_steps"), 12000)
-        self.assertEqual(query_or_none("WarmupPolynomialDecayProduct.num_train_steps"), 12000)
-        self.assertEqual(query_or_none("WarmupPolynomialDecayProduct.peak_learning_rate"), 2e-4)
-        parse_gin(["electra_cpu_hour.gin"])
-        self.assertEqual({name: query_or_none(name) for name in demo}, demo)
-        self.assertEqual(query_or_none("pretrain.train_steps"), 3000)
-        self.assertEqual(query_or_none("WarmupPolynomialDecayProduct.num_train_steps"), 3000)
+            "pretrain.batch_size", "pretrain.seq_len")}
+        # The demo's generator, mask rate and peak LR: what issue 13's study measured as level with random init.
+        self.assertEqual(query_or_none("electra.generator_hidden_fraction"), 0.5)
+        self.assertEqual(query_or_none("pretraining_dataset.mask_prob"), 0.25)
         self.assertEqual(query_or_none("WarmupPolynomialDecayProduct.peak_learning_rate"), 1e-4)
+        self.assertEqual(query_or_none("pretrain.train_steps"), 600)
+        longer = {"electra_demo_long.gin": (12000, 2e-4), "electra_cpu_hour.gin": (3000, 1e-4)}
+        for gin_file, (steps, peak) in longer.items():
+            with self.subTest(gin_file=gin_file):
+                parse_gin([gin_file])
+                self.assertEqual({name: query_or_none(name) for name in demo}, demo)
+                self.assertEqual(query_or_none("pretrain.train_steps"), steps)
+                self.assertEqual(query_or_none("WarmupPolynomialDecayProduct.num_train_steps"), steps)
+                self.assertEqual(query_or_none("WarmupPolynomialDecayProduct.peak_learning_rate"), peak)
+                # Pinned to the generator and mask rate these runs were measured with.
+                self.assertEqual(query_or_none("electra.generator_hidden_fraction"), 0.25)
+                self.assertEqual(query_or_none("pretraining_dataset.mask_prob"), 0.15)
         self.assertEqual(query_or_none("pretrain.corpus_paths"), [assets.embedded_corpus_path("email")])
-
 
     def test_every_model_file_sets_up_a_shrunk_training_run(self):
         """What `plm_tf.training.trainer.pretrain` does before its first update, for every model file with

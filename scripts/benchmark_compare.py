@@ -130,6 +130,9 @@ def run_plm_tf(bf16, args, updates_per_call=1):
 # ----- transformers + PyTorch -----------------------------------------------------------------------------
 
 def run_hf(compiled, bf16, args):
+    # With TensorFlow installed, `transformers` imports it too unless told not to: ~0.5 GB of RSS the PyTorch
+    # step never uses. Read once, when transformers is first imported.
+    os.environ["USE_TF"] = "0"
     import torch
     import transformers
 
@@ -297,10 +300,6 @@ def main():
             load = os.getloadavg()[0]
             env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
                        PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-            if name.startswith("hf"):
-                # With TensorFlow installed, `transformers` imports it too unless told not to: ~0.5 GB of RSS
-                # the PyTorch step never uses.
-                env["USE_TF"] = "0"
             done = subprocess.run([sys.executable, os.path.abspath(__file__), f"--run={name}", f"--warmup={args.warmup}",
                                    f"--steps={args.steps}"], capture_output=True, text=True, env=env, cwd=REPO)
             lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
